@@ -1,0 +1,6 @@
+"""Every subcommand, gathered in one list for the group. Each area owns its own commands."""
+from __future__ import annotations
+
+import click
+
+ALL: list[click.Command] = []

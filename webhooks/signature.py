@@ -1,0 +1,29 @@
+"""Prepr's webhook signature: lowercase hex HMAC-SHA256 of the raw body, keyed with the webhook id.
+
+Pure functions; the sandbox signs with the same helper the receiver verifies with.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Sequence
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sign(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> bool:
+    """True if the header is a well-formed signature that any key verifies (key rotation).
+
+    Every key is tried even after a match so the time taken does not tell which key matched.
+    """
+    if not header or not _HEX64.fullmatch(header):
+        return False
+    ok = False
+    for secret in secrets:
+        ok |= hmac.compare_digest(sign(body, secret), header)
+    return ok
