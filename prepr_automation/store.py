@@ -7,6 +7,7 @@ process that finds its socket alive.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -19,6 +20,27 @@ import redis
 from .settings import Settings
 
 SOCKET_NAME = "redis.sock"
+PREFIX = "pa:"
+
+
+def seen_key(event_id: str) -> str:
+    return f"{PREFIX}seen:{event_id}"
+
+
+def trace_key(event_id: str) -> str:
+    """A hash per event: `received` (the receiver's record), `duplicates`, then the worker's fields."""
+    return f"{PREFIX}trace:{event_id}"
+
+
+def decode_trace(raw: dict[bytes, bytes]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in sorted(raw.items()):
+        text = value.decode()
+        try:
+            out[key.decode()] = json.loads(text)
+        except ValueError:
+            out[key.decode()] = text
+    return out
 
 
 def _ping_socket(path: Path) -> bool:
@@ -67,11 +89,11 @@ def broker_url(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=8)
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
     """One pooled client per URL per process (redis-py pools are thread-safe)."""
     parsed = urlparse(url)
-    options = dict(socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
-                   decode_responses=False)
+    options = dict(socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout),
+                   health_check_interval=30, decode_responses=False)
     if parsed.scheme in ("redis+socket", "unix", "socket"):
         db = int(dict(p.split("=") for p in parsed.query.split("&") if "=" in p).get("virtual_host", 0) or 0)
         return redis.Redis(unix_socket_path=parsed.path, db=db, **options)

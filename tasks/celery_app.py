@@ -1,0 +1,66 @@
+"""The Celery app. Configured lazily on first use, so importing it starts nothing.
+
+Reliability settings, and why:
+- acks_late + reject_on_worker_lost: a task is removed from the queue only once it has run,
+  so a worker killed mid-event has its event re-delivered;
+- prefetch 1: a worker holds only the message it is working on;
+- visibility_timeout (VISIBILITY_TIMEOUT, default 300 s): how long an un-acked message waits
+  before Redis re-delivers it; well above the longest event task, far below kombu's 1 hour;
+- JSON only: tasks take JSON-able arguments and nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import sys
+
+from celery import Celery, signals
+from kombu import Queue
+
+from prepr_automation import store
+from prepr_automation.settings import ConfigError, load_settings
+
+app = Celery("prepr_automation", include=["tasks.events"])
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: object) -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    url = store.broker_url(settings)
+    transport = {"visibility_timeout": settings.visibility_timeout, "socket_timeout": 5,
+                 "socket_connect_timeout": 5, "health_check_interval": 30}
+    sender.conf.update(
+        broker_url=url,
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="celery",
+        task_queues=(Queue("celery", routing_key="celery"), Queue("bulk", routing_key="bulk")),
+        task_routes={"tasks.run_bulk": {"queue": "bulk"}},
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    if url.startswith("rediss://"):
+        sender.conf.broker_use_ssl = {"ssl_cert_reqs": "required"}
+
+
+@signals.worker_init.connect
+def _worker_init(**_: object) -> None:
+    """A worker without its token stops at start with one line, not at the first event."""
+    from prepr_automation.observability import init_sentry
+
+    try:
+        settings = load_settings(require=("access_token",))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    init_sentry(settings, "worker")

@@ -1,0 +1,138 @@
+"""The Flask app factory: the door Prepr knocks on.
+
+Order of checks is fixed by the contract: size (413), content type (415), signature over the
+raw bytes (401), then parse and validate (400). Nothing is parsed before it is verified, and
+nothing is acknowledged before the broker holds it.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import sys
+from typing import Any, Callable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from prepr_automation import store
+from prepr_automation.observability import init_sentry
+from prepr_automation.settings import ConfigError, Settings, load_settings
+
+from .envelope import validate_envelope
+from .intake import BrokerUnavailable, Intake
+from .signature import verify
+
+RETRY_AFTER = "10"
+Listens = Callable[[str], bool]
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status,
+                    mimetype="application/json", headers=headers)
+
+
+def _read_body(limit: int) -> bytes | None:
+    """At most limit+1 bytes, whatever the framing (chunked bodies carry no Content-Length)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        return None
+    stream = request.environ["wsgi.input"] if length is None else request.stream
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(chunks)
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def create_app(settings: Settings | None = None, listens: Listens | None = None,
+               intake: Intake | None = None) -> Flask:
+    """Build the receiver. With no settings, read the environment and exit with one line on error."""
+    if settings is None:
+        try:
+            settings = load_settings(require=("webhook_secrets",))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(4)  # gunicorn's "app failed to load": the arbiter stops instead of respawning
+        init_sentry(settings, "web")
+    if intake is None:
+        client = store.redis_client(store.broker_url(settings), socket_timeout=0.5)
+        intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+    if listens is None:
+        listens = _rule_index(settings)
+    secrets = settings.webhook_secrets
+    limit = settings.max_body_bytes
+    admin_token = settings.admin_token
+
+    app = Flask("webhooks")
+
+    @app.post("/webhooks/prepr")
+    def receive() -> Response:
+        body = _read_body(limit)
+        if body is None:
+            return _json(413, {"error": f"body larger than {limit} bytes"})
+        if not _is_json(request.mimetype):
+            return _json(415, {"error": "content type must be application/json"})
+        if not verify(body, request.headers.get("Prepr-Signature"), secrets):
+            return _json(401, {"error": "missing or invalid Prepr-Signature"})
+        try:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError):
+            return _json(400, {"error": "body is not valid JSON", "field": None})
+        errors = validate_envelope(envelope)
+        if errors:
+            field = sorted(errors)[0]
+            return _json(400, {"error": f"invalid envelope: {field}: {errors[field][0]}",
+                               "field": field, "fields": errors})
+        try:
+            outcome = intake.accept(envelope, enqueue=listens(envelope["event"]))
+        except BrokerUnavailable:
+            return _json(503, {"error": "broker unavailable, retry later"}, {"Retry-After": RETRY_AFTER})
+        if outcome == "duplicate":
+            return _json(200, {"status": "duplicate", "event_id": envelope["id"]})
+        return _json(202, {"status": outcome, "event_id": envelope["id"]})
+
+    @app.get("/webhooks/prepr")
+    def probe() -> Response:
+        return _json(200, {"status": "ok"})
+
+    @app.get("/health")
+    def health() -> Response:
+        up = intake.healthy()
+        body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
+                "rules": getattr(listens, "status", {"loaded": True})}
+        return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
+
+    @app.get("/events/<event_id>")
+    def event_trace(event_id: str) -> Response:
+        if not admin_token:
+            return _json(404, {"error": "not found"})
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {admin_token}".encode()):
+            return _json(401, {"error": "bearer ADMIN_TOKEN required"}, {"WWW-Authenticate": "Bearer"})
+        try:
+            trace = intake.trace(event_id)
+        except BrokerUnavailable:
+            return _json(503, {"error": "store unavailable"}, {"Retry-After": RETRY_AFTER})
+        if trace is None:
+            return _json(404, {"error": "no trace for this event (unknown or older than 7 days)"})
+        return _json(200, {"event_id": event_id, **trace})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return _json(exc.code or 400, {"error": exc.description or exc.name})
+
+    return app
+
+
+def _rule_index(settings: Settings) -> Listens:
+    """Every valid event is queued until a rule set says which events anything listens to."""
+    def listens(event: str) -> bool:
+        return True
+    return listens
