@@ -3,4 +3,6 @@ from __future__ import annotations
 
 import click
 
-ALL: list[click.Command] = []
+from .dev import dev
+
+ALL: list[click.Command] = [dev]

@@ -62,7 +62,6 @@ def init_sentry(settings: Settings, process: str, transport: Any = None) -> bool
         dsn=settings.sentry_dsn or "https://public@sentry.invalid/1",
         environment=settings.sentry_environment,
         integrations=[FlaskIntegration(), CeleryIntegration()],
-        send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
         before_send=before_send,
