@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from tasks.commands import COMMANDS as TASK_COMMANDS
+
 from .dev import dev
 
-ALL: list[click.Command] = [dev]
+ALL: list[click.Command] = [dev, *TASK_COMMANDS]

@@ -16,7 +16,7 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"]+")
 FILTERED = "[Filtered]"
 
 
-def _secret_values(settings: Settings) -> list[str]:
+def secret_values(settings: Settings) -> list[str]:
     values = [*settings.webhook_secrets, settings.access_token, settings.admin_token]
     return [v for v in values if v and len(v) >= 4]
 
@@ -37,7 +37,7 @@ def scrub(value: Any, secrets: list[str]) -> Any:
 
 
 def before_send_factory(settings: Settings):
-    secrets = _secret_values(settings)
+    secrets = secret_values(settings)
 
     def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
         request = event.get("request")
@@ -65,7 +65,7 @@ def init_sentry(settings: Settings, process: str, transport: Any = None) -> bool
         max_request_body_size="never",
         include_local_variables=False,
         before_send=before_send,
-        before_breadcrumb=lambda crumb, hint: scrub(crumb, _secret_values(settings)),
+        before_breadcrumb=lambda crumb, hint: scrub(crumb, secret_values(settings)),
         transport=transport,
         server_name=process,
     )

@@ -1,0 +1,90 @@
+"""Operator commands over the store: `trace`, `dead-letters list|replay`, `restore`."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from prepr_automation.settings import load_settings
+
+from . import backups
+from .runtime import runtime
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.command("trace")
+@click.argument("event_id")
+def trace(event_id: str) -> None:
+    """What happened to one event (the same data as GET /events/<id>)."""
+    record = runtime(load_settings()).traces.read(event_id)
+    if record is None:
+        click.echo(f"no trace for {event_id} (unknown, or older than 7 days)", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"event_id": event_id, **record}, indent=2, default=str))
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """Events that failed for good, and re-running them."""
+
+
+@dead_letters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def list_letters(as_json: bool) -> None:
+    letters = list(runtime(load_settings()).dead)
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(letter.to_json(), default=str))
+            continue
+        status = (letter.response or {}).get("status")
+        request = letter.request or {}
+        click.echo(f"{letter.id}  {_when(letter.at)}  event {letter.event_id}  rule {letter.rule_id or '-'}  "
+                   f"{letter.reason}  {request.get('method', '')} {request.get('path', '')} "
+                   f"{'status ' + str(status) if status else ''} attempts {letter.attempts}".rstrip())
+    if not as_json:
+        click.echo(f"{len(letters)} dead letter(s)")
+
+
+@dead_letters.command("replay")
+@click.argument("letter_ids", nargs=-1)
+def replay(letter_ids: tuple[str, ...]) -> None:
+    """Re-run the given dead letters (all of them when no id is given)."""
+    from .celery_app import app
+
+    rt = runtime(load_settings())
+    letters = [rt.dead.get(i) for i in letter_ids] if letter_ids else list(rt.dead)
+    missing = [i for i, letter in zip(letter_ids, letters) if letter is None]
+    for letter in filter(None, letters):
+        queue = "bulk" if letter.task == "tasks.run_bulk" else "celery"
+        app.send_task(letter.task, args=letter.args, kwargs={"replay_of": letter.id}, queue=queue)
+        rt.dead.remove(letter.id)  # only once the task is on the broker
+        click.echo(f"replayed {letter.id} (event {letter.event_id})")
+    for letter_id in missing:
+        click.echo(f"no dead letter {letter_id}", err=True)
+    sys.exit(1 if missing else 0)
+
+
+@click.command("restore")
+@click.argument("backup_id")
+def restore(backup_id: str) -> None:
+    """Undo a bulk put / bulk delete from the backup taken before it."""
+    rt = runtime(load_settings(require=("access_token",)))
+    record = backups.load(rt.redis, backup_id)
+    if record is None:
+        click.echo(f"no backup {backup_id} (unknown, or older than {backups.BACKUP_DAYS} days)", err=True)
+        sys.exit(1)
+    verb = "put back" if record["kind"] == "bulk_put" else "re-created"
+
+    def report(old: str, new: str) -> None:
+        click.echo(f"{verb} {old}" + (f" as {new}" if new != old else ""))
+
+    done = backups.restore(record, rt.api, report)
+    click.echo(f"restored {len(done)} item(s) from {backup_id} ({record['kind']})")
+
+
+COMMANDS = [trace, dead_letters, restore]

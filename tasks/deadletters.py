@@ -1,0 +1,73 @@
+"""Dead letters: events (or bulk jobs) that failed for good, kept until replayed.
+
+Each letter holds what an operator needs to understand and re-run the failure: the envelope
+(or bulk job), the reason, the rule id, the request (method, path, no token), the response
+status and body excerpt, attempts and the error. Nothing is dropped on replay until the
+replayed task is on the broker.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import redis
+
+from prepr_automation.store import PREFIX
+
+INDEX = f"{PREFIX}dead"
+
+
+def _key(letter_id: str) -> str:
+    return f"{PREFIX}dead:{letter_id}"
+
+
+@dataclass
+class DeadLetter:
+    event_id: str
+    reason: str
+    task: str  # the task to re-run: tasks.process_event or tasks.run_bulk
+    args: list[Any]  # its JSON-able arguments
+    rule_id: str | None = None
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    attempts: int = 1
+    error: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DeadLetters:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def add(self, letter: DeadLetter) -> str:
+        with self.client.pipeline() as pipe:
+            pipe.set(_key(letter.id), json.dumps(letter.to_json()))
+            pipe.zadd(INDEX, {letter.id: letter.at})
+            pipe.execute()
+        return letter.id
+
+    def get(self, letter_id: str) -> DeadLetter | None:
+        raw = self.client.get(_key(letter_id))
+        return DeadLetter(**json.loads(raw)) if raw else None
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        for letter_id in self.client.zrange(INDEX, 0, -1):
+            letter = self.get(letter_id.decode())
+            if letter is not None:
+                yield letter
+
+    def __len__(self) -> int:
+        return int(self.client.zcard(INDEX))
+
+    def remove(self, letter_id: str) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.delete(_key(letter_id))
+            pipe.zrem(INDEX, letter_id)
+            pipe.execute()
