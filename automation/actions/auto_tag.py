@@ -1,0 +1,163 @@
+"""auto_tag: tags whose keywords occur in the item's text.
+
+One Aho-Corasick automaton per action, built at load over normalised keywords (case- and
+diacritic-folded), so scanning costs the length of the text, not the size of the vocabulary.
+Text is HTML-stripped and folded the same way; `match: word` checks word boundaries around each
+hit. Publications are matched per locale (a tag lands in the locale whose text mentions it);
+`max_tags` keeps the tags with the most occurrences.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+from marshmallow import Schema, fields, validate
+
+from ..draft import TagOp
+from ..fields import texts
+from ..text import is_word_char, normalize
+from ..yamlsrc import Reporter, Source, to_plain
+from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load
+from .tags import TAGGABLE, target_locales
+
+SEPARATOR = " \x00 "  # between fields: no keyword can match across it
+NOT_TEXT = frozenset({"id", "label", "status", "slug", "reference_id", "mime_type", "extension",
+                      "replaceable", "locale", "format", "email", "phone"})
+
+
+class AutoTagArgs(Schema):
+    vocabulary = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    vocabulary_file = fields.String()
+    fields_ = StringList(data_key="fields", load_default=None)
+    locales = StringList(load_default=None)
+    match = fields.String(load_default="word", validate=validate.OneOf(["word", "substring"]))
+    max_tags = StrictInt(load_default=None, validate=validate.Range(min=1))
+    tag_field = fields.String(load_default="tags", validate=validate.Length(min=1))
+
+
+class Vocabulary:
+    """keyword automaton: normalised keyword -> (length, tag indices)."""
+
+    def __init__(self, entries: dict[str, list[str]]) -> None:
+        self.tags = list(entries)
+        by_keyword: dict[str, set[int]] = {}
+        for index, (tag, keywords) in enumerate(entries.items()):
+            for keyword in keywords or [tag]:
+                norm = normalize(str(keyword))
+                if norm:
+                    by_keyword.setdefault(norm, set()).add(index)
+        self.automaton = ahocorasick.Automaton()
+        for keyword, indices in by_keyword.items():
+            self.automaton.add_word(keyword, (len(keyword), tuple(sorted(indices))))
+        self.size = len(by_keyword)
+        if self.size:
+            self.automaton.make_automaton()
+
+    def count(self, text: str, word: bool) -> dict[str, int]:
+        """tag -> occurrences in an already normalised text."""
+        if not self.size or not text:
+            return {}
+        counts: dict[int, int] = {}
+        last = len(text) - 1
+        for end, (length, indices) in self.automaton.iter(text):
+            if word:
+                start = end - length + 1
+                if (start > 0 and is_word_char(text[start - 1])) or (end < last and is_word_char(text[end + 1])):
+                    continue
+            for index in indices:
+                counts[index] = counts.get(index, 0) + 1
+        return {self.tags[i]: n for i, n in sorted(counts.items())}
+
+
+def pick(counts: dict[str, int], max_tags: int | None) -> list[str]:
+    """Most occurrences first; ties keep vocabulary order (dicts preserve it)."""
+    ranked = sorted(counts, key=lambda tag: -counts[tag])
+    return ranked[:max_tags] if max_tags else ranked
+
+
+class AutoTag(Action):
+    name = "auto_tag"
+    kinds = TAGGABLE
+
+    def __init__(self, vocabulary: Vocabulary, text_fields: list[str] | None, locales: list[str] | None,
+                 word: bool, max_tags: int | None, tag_field: str) -> None:
+        self.vocabulary, self.text_fields, self.locales = vocabulary, text_fields, locales
+        self.word, self.max_tags, self.tag_field = word, max_tags, tag_field
+
+    def text_of(self, values: dict, skip: frozenset[str]) -> str:
+        chosen = self.text_fields or [k for k in values if k not in skip and not k.endswith("_on")]
+        parts = [t for key in chosen for t in texts(values.get(key), skip)]
+        return normalize(SEPARATOR.join(parts)) if parts else ""
+
+    def plan(self, ctx: PlanContext) -> tuple[list, dict]:
+        if ctx.resource != "publication":
+            counts = self.vocabulary.count(self.text_of(ctx.item, NOT_TEXT | {self.tag_field}), self.word)
+            found = pick(counts, self.max_tags)
+            ops = [TagOp(True, None, self.tag_field, tuple(found))] if found else []
+            return ops, {"counts": counts, "tags": found}
+        ops, rendered = [], {}
+        items = ctx.item.get("items") or {}
+        for locale in target_locales(ctx, self.locales):
+            values = items.get(locale) if isinstance(items.get(locale), dict) else {}
+            counts = self.vocabulary.count(self.text_of(values, NOT_TEXT | {self.tag_field}), self.word)
+            found = pick(counts, self.max_tags)
+            rendered.setdefault("locales", {})[locale] = {"counts": counts, "tags": found}
+            if found:
+                ops.append(TagOp(True, locale, self.tag_field, tuple(found)))
+        return ops, rendered
+
+    def needs(self, resource: str) -> frozenset[str]:
+        if resource == "publication":
+            return frozenset({"items", "locales"})
+        return frozenset(self.text_fields or ("name", "body")) | {self.tag_field}
+
+
+def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
+    if not isinstance(data, dict) or not data:
+        report.error("expected a mapping of tag: [keywords]")
+        return None
+    entries: dict[str, list[str]] = {}
+    for tag, keywords in data.items():
+        if keywords is None:
+            keywords = []
+        elif isinstance(keywords, str):
+            keywords = [keywords]
+        if not isinstance(keywords, list) or not all(isinstance(k, (str, int, float)) for k in keywords):
+            report.error("expected a list of keywords", tag)
+            continue
+        entries[str(tag)] = [str(k) for k in keywords]
+    return entries
+
+
+def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str]] | None:
+    candidates = [env.source_dir / name, Path(name)]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        report.error(f"vocabulary file not found: {name}")
+        return None
+    env.vocab_files.add(path.resolve())
+    source = Source.parse(str(path), path.read_text(encoding="utf-8"))
+    if source.errors:
+        report.source.errors.extend(source.errors)
+        return None
+    entries = _check_entries(to_plain(source.root), Reporter(source))
+    report.source.errors.extend(source.errors)
+    return entries
+
+
+def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
+    data = load(AutoTagArgs(), args, report)
+    if data is None:
+        return None
+    if ("vocabulary" in data) == ("vocabulary_file" in data):
+        report.error("give exactly one of 'vocabulary' and 'vocabulary_file'")
+        return None
+    if "vocabulary" in data:
+        entries = _check_entries(data["vocabulary"], report.at("vocabulary"))
+    else:
+        entries = _read_file(data["vocabulary_file"], report.at("vocabulary_file"), env)
+    if entries is None:
+        return None
+    return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"] == "word",
+                   data["max_tags"], data["tag_field"])

@@ -1,0 +1,111 @@
+"""bulk_put, bulk_delete, trigger_webhooks: calls on many publications chosen by a Prepr filter.
+
+The filter is the rule condition syntax restricted to what Prepr can filter on (no `matches`,
+no `changed`, no resource paths), so it can be sent verbatim: it is encoded to Prepr's query
+form by prepr.filters.encode_filter. These run on the `bulk` queue; the worker lists what the
+filter matches, refuses above `max_items`, and backs up before bulk_put / bulk_delete.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from ..calls import PlannedCall
+from ..conditions import compile_condition, walk_leaves
+from ..errors import ActionError
+from ..events import check_pattern, resource_kind
+from ..fields import FILTER_FIELDS
+from ..templates import compile_value
+from ..yamlsrc import Reporter
+from .base import Action, BuildEnv, PlanContext, StrictInt, load
+
+PATHS = {"bulk_put": "/publications/bulk/put", "bulk_delete": "/publications/bulk/delete",
+         "trigger_webhooks": "/publications/bulk/webhooks"}
+
+
+class BulkPutArgs(Schema):
+    filter = fields.Dict(required=True)
+    set = fields.Dict(required=True, validate=validate.Length(min=1))
+    max_items = StrictInt(load_default=100, validate=validate.Range(min=1))
+
+
+class BulkDeleteArgs(Schema):
+    filter = fields.Dict(required=True)
+    max_items = StrictInt(load_default=100, validate=validate.Range(min=1))
+
+
+class TriggerArgs(Schema):
+    filter = fields.Dict(required=True)
+    event = fields.String(required=True)
+
+
+class Bulk(Action):
+    kinds = None
+    per_item = False
+
+    def __init__(self, name: str, filter_: dict, body: Any, max_items: int | None) -> None:
+        self.name, self.filter, self.body, self.max_items = name, filter_, body, max_items
+
+    def plan(self, ctx: PlanContext) -> tuple[list, dict]:
+        mapping = ctx.render(self.filter)
+        body = ctx.render(self.body)
+        params = None
+        if ctx.encode_filter is not None:
+            try:
+                params = tuple((str(k), str(v)) for k, v in ctx.encode_filter(mapping))
+            except Exception as exc:  # UnsupportedFilter or a rendered value Prepr cannot take
+                raise ActionError(f"filter cannot be sent to Prepr: {exc}") from None
+        meta: dict = {"filter": mapping}
+        if self.max_items is not None:
+            meta["max_items"] = self.max_items
+        call = PlannedCall("POST", PATHS[self.name], params, body, "rest", "bulk", (ctx.rule_id,),
+                           self.name, meta=meta)
+        return [call], {"filter": mapping, "body": body, "params": [list(p) for p in params or ()]}
+
+
+def check_filter(value: dict, report: Reporter, env: BuildEnv) -> bool:
+    """Reject what Prepr cannot filter on; then let the shared encoder have its say."""
+    before = report.count
+    node = compile_condition(value, report)
+    for leaf in walk_leaves(node):
+        if leaf.op.name in ("matches", "changed"):
+            report.error(f"'{leaf.op.name}' is not a Prepr filter operator; bulk filters go to Prepr as is")
+        elif leaf.field.name not in FILTER_FIELDS:
+            report.error(f"'{leaf.field.name}' is not a Prepr publication filter "
+                         f"({', '.join(FILTER_FIELDS)})")
+    if report.count == before and env.encode_filter is not None:
+        try:
+            env.encode_filter(value)
+        except Exception as exc:
+            report.error(f"filter cannot be sent to Prepr: {exc}")
+    return report.count == before
+
+
+def _build(name: str, schema: Schema, args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
+    data = load(schema, args, report)
+    if data is None:
+        return None
+    if not check_filter(args["filter"], report.at("filter"), env):
+        return None
+    filter_ = compile_value(args["filter"], report.at("filter"))
+    if name == "trigger_webhooks":
+        problem = check_pattern(data["event"])
+        if problem or resource_kind(data["event"]) != "publication":
+            report.error(problem or "trigger_webhooks sends content_item events", "event")
+            return None
+        return Bulk(name, filter_, {"event": data["event"]}, None)
+    body = compile_value(args["set"], report.at("set")) if name == "bulk_put" else None
+    return Bulk(name, filter_, body, data["max_items"])
+
+
+def build_put(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
+    return _build("bulk_put", BulkPutArgs(), args, report, env)
+
+
+def build_delete(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
+    return _build("bulk_delete", BulkDeleteArgs(), args, report, env)
+
+
+def build_trigger(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
+    return _build("trigger_webhooks", TriggerArgs(), args, report, env)

@@ -1,0 +1,173 @@
+"""Rule files -> RuleSet, or RuleSetError with every problem found (never a half-loaded set).
+
+Files: RULES_PATH is one file or a folder searched recursively for *.yaml / *.yml, in path
+order. Files named by a rule's `vocabulary_file` are vocabularies, not rule files. Structure is
+checked by marshmallow schemas; conditions, events and actions by their own compilers; every
+error carries `file:line:col: key.path: message`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from marshmallow import Schema, fields, validate
+
+from .actions import BUILDERS, KINDS, BuildEnv
+from .actions.base import StrictBool, load
+from .conditions import compile_condition
+from .errors import RuleError, RuleSetError
+from .events import check_pattern, kinds_of, only_deletes
+from .model import Rule, RuleSet
+from .timeutil import parse_duration
+from .yamlsrc import Reporter, Source, to_plain
+
+_DEFAULT = object()
+
+
+class FileSchema(Schema):
+    version = fields.Raw(required=True)
+    rules = fields.List(fields.Raw(), required=True)
+
+
+class ThrottleSchema(Schema):
+    once_within = fields.Raw(required=True)
+
+
+class RuleSchema(Schema):
+    id = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", error="use letters, digits, '-', '_' and '.'"))
+    description = fields.String()
+    enabled = StrictBool()
+    disabled = fields.String(validate=validate.Length(min=1))
+    on = fields.Raw(required=True)
+    when = fields.Raw(allow_none=True)
+    do = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    dry_run = StrictBool()
+    throttle = fields.Nested(ThrottleSchema)
+    stop = StrictBool()
+
+
+def default_encoder() -> Callable[[dict], list] | None:
+    """The one filter encoding, shared with the Prepr client (absent: filters are checked here only)."""
+    try:
+        from prepr.filters import encode_filter
+    except ImportError:
+        return None
+    return encode_filter
+
+
+def discover(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
+    """Load and validate every rule file under `path`; raise RuleSetError listing all errors."""
+    root = Path(path)
+    if not root.exists():
+        raise RuleSetError([RuleError(str(path), 1, 1, "", "no such rule file or folder")])
+    encoder = default_encoder() if encode_filter is _DEFAULT else encode_filter
+    vocab_files: set[Path] = set()
+    compiled: list[tuple[Path, Source, list[Rule]]] = []
+    for file in discover(root):
+        source = Source.parse(str(file), file.read_text(encoding="utf-8"))
+        env = BuildEnv(source_dir=file.parent, vocab_files=vocab_files, encode_filter=encoder)
+        rules = _compile_file(source, env) if not source.errors else []
+        compiled.append((file.resolve(), source, rules))
+    errors: list[RuleError] = []
+    rules: list[Rule] = []
+    files: list[str] = []
+    first: dict[str, tuple[Rule, Source]] = {}
+    for resolved, source, file_rules in compiled:
+        if resolved in vocab_files:
+            continue
+        files.append(source.name)
+        for rule in file_rules:
+            if rule.id in first:
+                prev = first[rule.id][0]
+                errors.append(RuleError(source.name, rule.line, rule.col, "id",
+                                        f"duplicate id '{rule.id}' (first defined at {prev.file}:{prev.line})"))
+            else:
+                first[rule.id] = (rule, source)
+        errors.extend(source.errors)
+        rules.extend(file_rules)
+    if errors:
+        raise RuleSetError(errors)
+    return RuleSet(tuple(rules), tuple(files), encode_filter=encoder)
+
+
+def _compile_file(source: Source, env: BuildEnv) -> list[Rule]:
+    report = Reporter(source)
+    data = to_plain(source.root)
+    if not isinstance(data, dict):
+        report.error("a rule file is a mapping with 'version: 1' and 'rules: [...]'")
+        return []
+    if load(FileSchema(), data, report) is None and not isinstance(data.get("rules"), list):
+        return []
+    if "version" in data and data["version"] != 1:
+        report.error(f"unsupported version {data['version']!r} (expected 1)", "version")
+    out: list[Rule] = []
+    for index, raw in enumerate(data.get("rules") or []):
+        rule = _compile_rule(raw, report.at("rules", index), env)
+        if rule is not None:
+            out.append(rule)
+    return out
+
+
+def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
+    if not isinstance(raw, dict):
+        report.error("a rule is a mapping with id, on and do")
+        return None
+    before = report.count
+    data = load(RuleSchema(), raw, report)
+    if data is None:
+        return None
+    patterns = data["on"] if isinstance(data["on"], list) else [data["on"]]
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        report.error("expected an event name, a glob, or a list of them", "on")
+        return None
+    for i, pattern in enumerate(patterns):
+        problem = check_pattern(pattern)
+        if problem:
+            report.error(problem, *(("on", i) if isinstance(data["on"], list) else ("on",)))
+    when = compile_condition(data["when"], report.at("when")) if data.get("when") is not None else None
+    actions = [_compile_action(entry, report.at("do", i), env, patterns) for i, entry in enumerate(data["do"])]
+    throttle = None
+    if "throttle" in data:
+        throttle = parse_duration(data["throttle"]["once_within"])
+        if throttle is None:
+            report.error("expected a duration such as 90s, 10m, 2h, 1d", "throttle", "once_within")
+    if "enabled" in data and "disabled" in data:
+        report.key_error("give either 'enabled' or 'disabled', not both", "disabled")
+    if report.count != before:
+        return None
+    line, col = report.source.position(report.base + ("id",))
+    rule = Rule(id=data["id"], on=tuple(patterns), actions=tuple(actions), when=when,
+                description=data.get("description", ""),
+                enabled=data.get("enabled", True) and "disabled" not in data,
+                disabled_reason=data.get("disabled"), dry_run=data.get("dry_run", False),
+                throttle_seconds=throttle, stop=data.get("stop", False), file=report.source.name,
+                line=line, col=col)
+    return rule
+
+
+def _compile_action(entry: Any, report: Reporter, env: BuildEnv, patterns: list[str]) -> Any:
+    if not isinstance(entry, dict) or len(entry) != 1:
+        report.error("an action is a mapping with one action name, e.g. '- add_tags: [sport]'")
+        return None
+    name, args = next(iter(entry.items()))
+    builder = BUILDERS.get(name)
+    if builder is None:
+        report.key_error(f"unknown action '{name}' (known: {', '.join(BUILDERS)})", name)
+        return None
+    allowed = KINDS[name]
+    if allowed is not None:
+        wrong = sorted(kinds_of(patterns) - allowed)
+        if wrong:
+            report.key_error(f"{name} cannot apply to {' or '.join(k + ' events' for k in wrong)}", name)
+            return None
+        if only_deletes(patterns):
+            report.key_error(f"{name} cannot apply to a deleted item", name)
+            return None
+    return builder(args, report.at(name), env)

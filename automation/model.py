@@ -1,0 +1,90 @@
+"""The loaded rule set: typed, frozen rules and the event index the receiver and worker query."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .conditions import Group, changed_fields, needs as condition_needs
+from .events import EventIndex
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    on: tuple[str, ...]
+    actions: tuple[Any, ...]
+    when: Group | None = None
+    description: str = ""
+    enabled: bool = True
+    disabled_reason: str | None = None
+    dry_run: bool = False
+    throttle_seconds: int | None = None
+    stop: bool = False
+    file: str = ""
+    line: int = 0
+    col: int = 0
+
+    def condition_needs(self, resource: str) -> frozenset[str]:
+        return condition_needs(self.when, resource) if self.when is not None else frozenset()
+
+    def needs(self, resource: str) -> frozenset[str]:
+        """Top-level resource fields this rule reads: its conditions and its actions."""
+        out = set(self.condition_needs(resource))
+        for action in self.actions:
+            out |= action.needs(resource)
+        return frozenset(out)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "description": self.description, "on": list(self.on),
+                "enabled": self.enabled, "disabled_reason": self.disabled_reason,
+                "dry_run": self.dry_run, "throttle_seconds": self.throttle_seconds, "stop": self.stop,
+                "actions": [a.name for a in self.actions], "file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules in load order (files sorted by path, rules in file order); only enabled ones are
+    indexed. `listens_to` and `rules_for` are dictionary look-ups after the first call per name."""
+
+    rules: tuple[Rule, ...]
+    files: tuple[str, ...]
+    encode_filter: Callable[[dict], list] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        active = tuple(r for r in self.rules if r.enabled)
+        object.__setattr__(self, "_active", active)
+        object.__setattr__(self, "_index", EventIndex([(i, r.on) for i, r in enumerate(active)]))
+        object.__setattr__(self, "_by_event", {})
+
+    @property
+    def enabled(self) -> tuple[Rule, ...]:
+        return self._active  # type: ignore[attr-defined]
+
+    def listens_to(self, event: str) -> bool:
+        return bool(self._index.lookup(event))  # type: ignore[attr-defined]
+
+    def rules_for(self, event: str) -> tuple[Rule, ...]:
+        cache = self._by_event  # type: ignore[attr-defined]
+        hit = cache.get(event)
+        if hit is None:
+            hit = tuple(self._active[i] for i in self._index.lookup(event))  # type: ignore[attr-defined]
+            if len(cache) < 4096:
+                cache[event] = hit
+        return hit
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def changed_fields(self, event: str) -> list:
+        seen: dict[str, Any] = {}
+        for rule in self.rules_for(event):
+            for f in changed_fields(rule.when):
+                seen.setdefault(f.name, f)
+        return list(seen.values())
+
+    def fetch_plan(self, envelope: dict, *, snapshot: dict | None = None):
+        from .planner import fetch_plan
+        return fetch_plan(self, envelope, snapshot=snapshot)
+
+    def summary(self) -> dict:
+        return {"files": len(self.files), "rules": len(self.rules), "enabled": len(self.enabled)}
