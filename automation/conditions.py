@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .fields import Field, display, ref_keys, resolve_field
+from .fields import FILTER_FIELDS, Field, display, ref_keys, resolve_field
 from .text import fold, normalize
 from .timeutil import to_epoch
 from .yamlsrc import Reporter
@@ -212,10 +212,12 @@ def walk_leaves(node: Any):
         yield node
 
 
-def compile_condition(value: Any, report: Reporter) -> Group | None:
-    """Mapping (or list of mappings) -> Group('all', ...); errors reported at their key path."""
+def compile_condition(value: Any, report: Reporter, prepr_only: bool = False) -> Group | None:
+    """Mapping (or list of mappings) -> Group('all', ...); errors reported at their key path.
+
+    prepr_only: a bulk filter, sent to Prepr as is — no `matches`, `changed` or resource paths."""
     if isinstance(value, list):
-        children = [compile_condition(v, report.at(i)) for i, v in enumerate(value)]
+        children = [compile_condition(v, report.at(i), prepr_only) for i, v in enumerate(value)]
         return Group("all", tuple(c for c in children if c is not None))
     if not isinstance(value, dict):
         report.error("expected a mapping of conditions (FIELD: {OPERATOR: VALUE}, all, any, not)")
@@ -227,22 +229,25 @@ def compile_condition(value: Any, report: Reporter) -> Group | None:
             if not isinstance(spec, list) or not spec:
                 sub.error(f"'{key}' expects a non-empty list of conditions")
                 continue
-            parts = [compile_condition(v, sub.at(i)) for i, v in enumerate(spec)]
+            parts = [compile_condition(v, sub.at(i), prepr_only) for i, v in enumerate(spec)]
             children.append(Group(key, tuple(p for p in parts if p is not None)))
         elif key == "not":
-            inner = compile_condition(spec, sub)
+            inner = compile_condition(spec, sub, prepr_only)
             if inner is not None:
                 children.append(Group("not", (inner,)))
         else:
-            children.extend(_compile_field(str(key), spec, sub))
+            children.extend(_compile_field(str(key), spec, sub, prepr_only))
     return Group("all", tuple(children))
 
 
-def _compile_field(name: str, spec: Any, report: Reporter) -> list[Leaf]:
+def _compile_field(name: str, spec: Any, report: Reporter, prepr_only: bool) -> list[Leaf]:
     field = resolve_field(name)
     if field is None:
         report.key_error(f"unknown field '{name}' (a Prepr filter name, a path like items.*.title.body, "
                          "or event.<path>)")
+        return []
+    if prepr_only and name not in FILTER_FIELDS:
+        report.key_error(f"'{name}' is not a Prepr publication filter ({', '.join(FILTER_FIELDS)})")
         return []
     specs = spec if isinstance(spec, list) else [spec]
     leaves: list[Leaf] = []
@@ -261,6 +266,10 @@ def _compile_field(name: str, spec: Any, report: Reporter) -> list[Leaf]:
             op = OPERATORS.get(op_name)
             if op is None:
                 sub.key_error(f"unknown operator '{op_name}' (known: {', '.join(OPERATORS)})", op_name)
+                continue
+            if prepr_only and op_name in ("matches", "changed"):
+                sub.key_error(f"'{op_name}' is not a Prepr filter operator (bulk filters go to Prepr as is)",
+                              op_name)
                 continue
             problem = op.check(expected)
             if problem:

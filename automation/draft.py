@@ -2,7 +2,7 @@
 Draft's PUT body is the diff against the item as fetched — empty diff, no PUT.
 
 Tags on publications live per locale (`items.{locale}.{tag_field}.items[{body}]`); assets and
-persons carry one top-level list. Channels are ids under `channels.items[{id}]`. `update`
+persons carry one top-level list. Channels are ids: `channels: [{id}]`. `update`
 fragments are deep-merged and only the leaves that differ from the item are sent.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Draft:
             else:
                 body.setdefault("items", {}).setdefault(locale, {})[field] = value
         if self.channels is not None and set(self.channels[0]) != set(self.channels[1]):
-            body["channels"] = {"items": [{"id": cid} for cid in self.channels[1]]}
+            body["channels"] = [{"id": cid} for cid in self.channels[1]]
         changes = diff(self.fragment, self.item)
         if changes is not _SAME:
             body = deep_merge(body, changes)

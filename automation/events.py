@@ -65,7 +65,8 @@ def kinds_of(patterns: Iterable[str]) -> set[str]:
 
 
 def only_deletes(patterns: Iterable[str]) -> bool:
-    return all(not is_glob(p) and p.endswith(".deleted") for p in patterns)
+    patterns = list(patterns)
+    return bool(patterns) and all(not is_glob(p) and p.endswith(".deleted") for p in patterns)
 
 
 class EventIndex:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from marshmallow import Schema, fields, validate
 
 from .actions import BUILDERS, KINDS, BuildEnv
-from .actions.base import StrictBool, load
+from .actions.base import StrictBool, load, load_partial
 from .conditions import compile_condition
 from .errors import RuleError, RuleSetError
 from .events import check_pattern, kinds_of, only_deletes
@@ -86,7 +86,7 @@ def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
         for rule in file_rules:
             if rule.id in first:
                 prev = first[rule.id][0]
-                errors.append(RuleError(source.name, rule.line, rule.col, "id",
+                errors.append(RuleError(source.name, rule.line, rule.col, f"rules[{rule.index}].id",
                                         f"duplicate id '{rule.id}' (first defined at {prev.file}:{prev.line})"))
             else:
                 first[rule.id] = (rule, source)
@@ -120,19 +120,19 @@ def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
         report.error("a rule is a mapping with id, on and do")
         return None
     before = report.count
-    data = load(RuleSchema(), raw, report)
-    if data is None:
-        return None
-    patterns = data["on"] if isinstance(data["on"], list) else [data["on"]]
-    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+    data, _ = load_partial(RuleSchema(), raw, report)
+    on = raw.get("on")
+    patterns = on if isinstance(on, list) else [on]
+    if "on" in raw and (not patterns or not all(isinstance(p, str) and p for p in patterns)):
         report.error("expected an event name, a glob, or a list of them", "on")
-        return None
-    for i, pattern in enumerate(patterns):
+        patterns = []
+    for i, pattern in enumerate(patterns if "on" in raw else []):
         problem = check_pattern(pattern)
         if problem:
-            report.error(problem, *(("on", i) if isinstance(data["on"], list) else ("on",)))
+            report.error(problem, *(("on", i) if isinstance(on, list) else ("on",)))
     when = compile_condition(data["when"], report.at("when")) if data.get("when") is not None else None
-    actions = [_compile_action(entry, report.at("do", i), env, patterns) for i, entry in enumerate(data["do"])]
+    steps = raw.get("do") if isinstance(raw.get("do"), list) else []
+    actions = [_compile_action(entry, report.at("do", i), env, patterns) for i, entry in enumerate(steps)]
     throttle = None
     if "throttle" in data:
         throttle = parse_duration(data["throttle"]["once_within"])
@@ -143,7 +143,7 @@ def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
     if report.count != before:
         return None
     line, col = report.source.position(report.base + ("id",))
-    rule = Rule(id=data["id"], on=tuple(patterns), actions=tuple(actions), when=when,
+    rule = Rule(id=data["id"], on=tuple(patterns), index=report.base[-1], actions=tuple(actions), when=when,
                 description=data.get("description", ""),
                 enabled=data.get("enabled", True) and "disabled" not in data,
                 disabled_reason=data.get("disabled"), dry_run=data.get("dry_run", False),

@@ -23,6 +23,7 @@ class Rule:
     file: str = ""
     line: int = 0
     col: int = 0
+    index: int = 0  # position in its file's `rules`
 
     def condition_needs(self, resource: str) -> frozenset[str]:
         return condition_needs(self.when, resource) if self.when is not None else frozenset()

@@ -44,8 +44,12 @@ class Action:
 
 
 class StrictBool(fields.Boolean):
-    truthy = {True}
-    falsy = {False}
+    """Only YAML true/false: 1, "yes" and "on" are errors, not silently booleans."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class StrictInt(fields.Integer):
@@ -60,11 +64,19 @@ class StringList(fields.List):
 
 def load(schema: Schema, data: Any, report: Reporter) -> dict | None:
     """marshmallow load; every message reported at its key path (unknown keys at the key)."""
+    loaded, ok = load_partial(schema, data, report)
+    return loaded if ok else None
+
+
+def load_partial(schema: Schema, data: Any, report: Reporter) -> tuple[dict, bool]:
+    """Like load, but also hands back the fields that were valid, so later checks still run and
+    one pass reports every error."""
     try:
-        return schema.load(data)
+        return schema.load(data), True
     except ValidationError as exc:
         report_messages(exc.messages, report)
-        return None
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        return valid, False
 
 
 def report_messages(messages: Any, report: Reporter, path: tuple = ()) -> None:

@@ -12,13 +12,12 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from ..calls import PlannedCall
-from ..conditions import compile_condition, walk_leaves
+from ..conditions import compile_condition
 from ..errors import ActionError
 from ..events import check_pattern, resource_kind
-from ..fields import FILTER_FIELDS
 from ..templates import compile_value
 from ..yamlsrc import Reporter
-from .base import Action, BuildEnv, PlanContext, StrictInt, load
+from .base import Action, BuildEnv, PlanContext, StrictInt, load_partial
 
 PATHS = {"bulk_put": "/publications/bulk/put", "bulk_delete": "/publications/bulk/delete",
          "trigger_webhooks": "/publications/bulk/webhooks"}
@@ -67,13 +66,7 @@ class Bulk(Action):
 def check_filter(value: dict, report: Reporter, env: BuildEnv) -> bool:
     """Reject what Prepr cannot filter on; then let the shared encoder have its say."""
     before = report.count
-    node = compile_condition(value, report)
-    for leaf in walk_leaves(node):
-        if leaf.op.name in ("matches", "changed"):
-            report.error(f"'{leaf.op.name}' is not a Prepr filter operator; bulk filters go to Prepr as is")
-        elif leaf.field.name not in FILTER_FIELDS:
-            report.error(f"'{leaf.field.name}' is not a Prepr publication filter "
-                         f"({', '.join(FILTER_FIELDS)})")
+    compile_condition(value, report, prepr_only=True)
     if report.count == before and env.encode_filter is not None:
         try:
             env.encode_filter(value)
@@ -83,10 +76,10 @@ def check_filter(value: dict, report: Reporter, env: BuildEnv) -> bool:
 
 
 def _build(name: str, schema: Schema, args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
-    data = load(schema, args, report)
-    if data is None:
+    data, ok = load_partial(schema, args, report)
+    if isinstance(data.get("filter"), dict) and not check_filter(args["filter"], report.at("filter"), env):
         return None
-    if not check_filter(args["filter"], report.at("filter"), env):
+    if not ok:
         return None
     filter_ = compile_value(args["filter"], report.at("filter"))
     if name == "trigger_webhooks":

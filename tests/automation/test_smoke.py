@@ -29,7 +29,7 @@ def test_plan_then_replan_is_empty(tmp_path: Path) -> None:
     first = evaluate(ruleset, envelope, ITEM, channels=CHANNELS)
     assert [c.kind for c in first.plan] == ["put"]
     assert first.plan[0].body == {"items": {"en-GB": {"tags": {"items": [{"body": "sport"}]}}},
-                                  "channels": {"items": [{"id": "c-web"}]}}
+                                  "channels": [{"id": "c-web"}]}
     again = evaluate(ruleset, envelope, apply_put(ITEM, first.plan[0].body), channels=CHANNELS)
     assert again.plan == ()
     assert again.fired == ("tag-football",)
