@@ -11,7 +11,8 @@
         -> Evaluation
         # item: the fetched resource (None: the payload); snapshot: Evaluation.snapshot stored from
         # the last event of this item; last_fired: {rule_id: epoch seconds} for this item;
-        # channels: Prepr's channel list [{id, slug?, name?/body?}]; now: epoch, datetime or None.
+        # channels: Prepr's channel list [{id, slug?, name?/body?}] (None: leave refs unresolved,
+        # for offline explain); now: epoch seconds, datetime or None (the clock).
 
     Evaluation: .event .resource .item_id .fired (rule ids: store their time for throttle)
                 .snapshot (store per item for `changed`) .rules (RuleResult per rule considered:

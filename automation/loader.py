@@ -41,7 +41,7 @@ class RuleSchema(Schema):
     disabled = fields.String(validate=validate.Length(min=1))
     on = fields.Raw(required=True)
     when = fields.Raw(allow_none=True)
-    do = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    do = fields.List(fields.Raw(), required=True)
     dry_run = StrictBool()
     throttle = fields.Nested(ThrottleSchema)
     stop = StrictBool()
@@ -138,6 +138,8 @@ def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
         throttle = parse_duration(data["throttle"]["once_within"])
         if throttle is None:
             report.error("expected a duration such as 90s, 10m, 2h, 1d", "throttle", "once_within")
+    if isinstance(raw.get("do"), list) and not raw["do"] and not data.get("stop"):
+        report.error("a rule needs at least one action (or stop: true)", "do")
     if "enabled" in data and "disabled" in data:
         report.key_error("give either 'enabled' or 'disabled', not both", "disabled")
     if report.count != before:

@@ -98,7 +98,7 @@ def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None)
 
 
 def evaluate(ruleset: Any, envelope: Mapping, item: dict | None = None, *, snapshot: dict | None = None,
-             last_fired: Mapping[str, float] | None = None, channels: Sequence[dict] = (),
+             last_fired: Mapping[str, float] | None = None, channels: Sequence[dict] | None = (),
              now: Any = None) -> Evaluation:
     """Match, explain and plan one event. Never raises for rule problems: they are in the result."""
     envelope = dict(envelope)

@@ -8,3 +8,7 @@ from tasks.commands import COMMANDS as TASK_COMMANDS
 from .dev import dev
 
 ALL: list[click.Command] = [dev, *TASK_COMMANDS]
+
+from .rules_cli import COMMANDS as RULE_COMMANDS  # noqa: E402
+
+ALL.extend(RULE_COMMANDS)

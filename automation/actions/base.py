@@ -21,7 +21,7 @@ class PlanContext:
     resource: str  # publication | asset | person | other
     item_id: str | None
     locales: list[str]
-    channels: Sequence[dict]
+    channels: Sequence[dict] | None  # None: no list at hand, channel refs stay as written
     template_context: dict
     rule_id: str = ""
     encode_filter: Callable[[dict], list] | None = None

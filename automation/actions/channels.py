@@ -41,6 +41,8 @@ class ChannelAction(Action):
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         refs = [str(r).strip() for r in ctx.render(self.channels) if str(r).strip()]
+        if ctx.channels is None:  # no channel list at hand (offline explain): refs as written
+            return [ChannelOp(self.add, tuple(refs))], {"channels": {r: "unresolved" for r in refs}}
         ids = [resolve_channel(r, ctx.channels) for r in refs]
         return [ChannelOp(self.add, tuple(ids))], {"channels": dict(zip(refs, ids))}
 
