@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .fields import FILTER_FIELDS, Field, display, ref_keys, resolve_field
-from .text import fold, normalize
+from .text import fold, normalize, normalize_query
 from .timeutil import to_epoch
 from .yamlsrc import Reporter
 
@@ -122,9 +122,9 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
     Operator("all", _check_list, lambda a, e, f, p: all(any(_eq(c, x, f, p) for c in a) for x in e)),
     Operator("has", _check_bool, lambda a, e, f, p: bool(_present(a)) == e),
     Operator("sw", _check_text, lambda a, e, f, p: any(t.startswith(e) for c in a for t in _texts(c, f, p)),
-             prepare=lambda v: normalize(str(v))),
+             prepare=lambda v: normalize_query(str(v))),
     Operator("fz", _check_text, lambda a, e, f, p: any(e in t for c in a for t in _texts(c, f, p)),
-             prepare=lambda v: normalize(str(v))),
+             prepare=lambda v: normalize_query(str(v))),
     Operator("lt", _check_bound, _cmp(lambda a, b: a < b)),
     Operator("lte", _check_bound, _cmp(lambda a, b: a <= b)),
     Operator("gt", _check_bound, _cmp(lambda a, b: a > b)),

@@ -34,3 +34,8 @@ def normalize(text: str) -> str:
 
 def is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
+
+
+def normalize_query(text: str) -> str:
+    """The searched-for side: folded and trimmed, but HTML is not stripped (it is what was typed)."""
+    return _SPACE.sub(" ", fold(text)).strip()
