@@ -9,6 +9,10 @@ from .dev import dev
 
 ALL: list[click.Command] = [dev, *TASK_COMMANDS]
 
+from sandbox.cli import sandbox_command  # noqa: E402
+
+ALL.append(sandbox_command)
+
 from .rules_cli import COMMANDS as RULE_COMMANDS  # noqa: E402
 
 ALL.extend(RULE_COMMANDS)

@@ -124,3 +124,105 @@ def read_deliveries(limit: int | None = None) -> Iterator[bytes]:
 
 def load_json(path: Path) -> object:
     return json.loads(path.read_text())
+
+
+# -- the Prepr sandbox, as a real subprocess ---------------------------------------------------
+
+SANDBOX_TOKEN = "sandbox-test-token-7f3b9c"
+SANDBOX_USER_ID = "0b7c9a3e-5d2f-4e1a-9c8b-3f6d2e1a7b40"
+
+
+class Sandbox:
+    """A running `python -m sandbox`: its URL and token, and handles on its admin endpoints."""
+
+    def __init__(self, url: str, token: str, user_id: str, data_dir: Path, proc: subprocess.Popen) -> None:
+        self.url, self.token, self.user_id, self.data_dir, self.proc = url, token, user_id, data_dir, proc
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment that points the service at this sandbox."""
+        return {"PREPR_API_URL": self.url, "PREPR_TRACKING_URL": self.url, "PREPR_ACCESS_TOKEN": self.token,
+                "PREPR_AUTOMATION_USER_ID": self.user_id}
+
+    def admin(self, verb: str, path: str, json_body: object = None, params: dict | None = None) -> object:
+        """Call an admin endpoint (`/_sandbox/<path>`) and return its JSON."""
+        import requests
+
+        response = requests.request(verb, f"{self.url}/_sandbox/{path.lstrip('/')}", json=json_body,
+                                    params={k: v for k, v in (params or {}).items() if v is not None},
+                                    headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def requests(self, method: str | None = None, path: str | None = None, since: float | None = None) -> list[dict]:
+        """The request log: [{method, path, query, status, timestamp, user}], oldest first."""
+        return self.admin("GET", "requests", params={"method": method, "path": path, "since": since})  # type: ignore[return-value]
+
+    def clear_requests(self) -> None:
+        self.admin("DELETE", "requests")
+
+    def fault(self, path: str, status: int | None = None, *, method: str = "*", retry_after: float | None = None,
+              latency_ms: int = 0, times: int | None = 1, headers: dict | None = None, body: object = None) -> int:
+        """Inject a fault for requests matching method + path glob; `times=None`: until cleared."""
+        spec = {"path": path, "status": status, "method": method, "retry_after": retry_after,
+                "latency_ms": latency_ms, "times": times, "headers": headers or {}, "body": body}
+        return self.admin("POST", "faults", spec)["id"]  # type: ignore[index]
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def tracked_events(self) -> list[dict]:
+        return self.admin("GET", "events")  # type: ignore[return-value]
+
+    def webhooks(self) -> dict:
+        """{url, pending, dropped, deliveries: [{id, event, item, status, attempts, error}]}"""
+        return self.admin("GET", "webhooks")  # type: ignore[return-value]
+
+    def configure_webhooks(self, url: str | None, secret: str | None) -> None:
+        self.admin("PUT", "webhooks", {"url": url, "secret": secret})
+
+    def flush_webhooks(self, timeout: float = 10) -> bool:
+        return self.admin("POST", "webhooks/flush", {"timeout": timeout})["idle"]  # type: ignore[index]
+
+    def reset(self, seed: object = "demo") -> int:
+        """Replace the content: "demo", "empty" or a seed document; clears logs and faults."""
+        return self.admin("POST", "reset", {"seed": seed})["publications"]  # type: ignore[index]
+
+    def client(self, **kwargs: object):
+        from prepr import PreprClient
+
+        return PreprClient(self.url, self.token, tracking_url=self.url, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sandbox_factory(processes: Processes, tmp_path: Path):
+    """start(webhook_url=, webhook_secret=, seed= (path or dict), data_dir=, user_id=, env=) -> Sandbox"""
+    counter = iter(range(1000))
+
+    def start(webhook_url: str | None = None, webhook_secret: str | None = None, seed: object = None,
+              data_dir: Path | None = None, user_id: str = SANDBOX_USER_ID, env: dict | None = None) -> Sandbox:
+        n = next(counter)
+        data = data_dir or tmp_path / f"sandbox-data-{n}"
+        data.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        args = [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(data), "--user-id", user_id]
+        if isinstance(seed, dict):
+            seed_path = tmp_path / f"sandbox-seed-{n}.json"
+            seed_path.write_text(json.dumps(seed))
+            seed = seed_path
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        if webhook_url:
+            args += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret or ""]
+        proc = processes.start(args, {"PREPR_ACCESS_TOKEN": SANDBOX_TOKEN, **(env or {})}, f"sandbox-{n}")
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", proc=proc)
+        return Sandbox(url, SANDBOX_TOKEN, user_id, data, proc)
+
+    return start
+
+
+@pytest.fixture
+def sandbox(sandbox_factory) -> Sandbox:
+    """A fresh sandbox with the demo content, no webhook receiver (see configure_webhooks)."""
+    return sandbox_factory()

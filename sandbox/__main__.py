@@ -1,0 +1,3 @@
+from .cli import sandbox_command
+
+sandbox_command(prog_name="python -m sandbox")

@@ -1,0 +1,109 @@
+"""Test controls: the request log and fault injection (served under `/_sandbox/`).
+
+Faults match on method (or `*`) and a path glob (`/publications*`); each one answers with
+`status` (429 carries `Retry-After` and `X-Prepr-RateLimit-*`), and/or sleeps `latency_ms`
+first, for the next `times` matching requests (or until cleared when `times` is null).
+"""
+from __future__ import annotations
+
+import collections
+import fnmatch
+import itertools
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Fault:
+    id: int
+    path: str
+    method: str = "*"
+    status: int | None = None
+    retry_after: float | None = None
+    latency_ms: int = 0
+    times: int | None = 1
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method) and fnmatch.fnmatchcase(path, self.path)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+
+    def add(self, spec: dict[str, Any]) -> Fault:
+        if not isinstance(spec.get("path"), str):
+            raise ValueError("a fault needs a path pattern")
+        status = spec.get("status")
+        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
+            raise ValueError("status must be an HTTP error code (400-599)")
+        times = spec.get("times", 1)
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError("times must be a positive integer or null (until cleared)")
+        fault = Fault(id=next(self._ids), path=spec["path"], method=str(spec.get("method", "*")).upper(),
+                      status=status, retry_after=spec.get("retry_after"),
+                      latency_ms=int(spec.get("latency_ms") or 0), times=times, body=spec.get("body"),
+                      headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first live fault for this request, counting the hit."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+    def clear(self, fault_id: int | None = None) -> int:
+        with self._lock:
+            before = len(self._faults)
+            self._faults = [f for f in self._faults if fault_id is not None and f.id != fault_id]
+            return before - len(self._faults)
+
+
+class RequestLog:
+    """Every API request (not the admin ones): method, path, query, status, time, acting user."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def list(self, method: str | None = None, path: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            entries = list(self._entries)
+        return [e for e in entries
+                if (method is None or e["method"] == method.upper())
+                and (path is None or fnmatch.fnmatchcase(e["path"], path))
+                and (since is None or e["timestamp"] >= since)]
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._entries)
+            self._entries.clear()
+            return count
+
+
+def now() -> float:
+    return time.time()
