@@ -59,7 +59,7 @@ def kinds_of(patterns: Iterable[str]) -> set[str]:
         regex = re.compile(fnmatch.translate(canon))
         for kind, prefix in _SAMPLES.items():
             verbs = VERBS.get(kind, {"created", "changed", "deleted", "subscribed", "x"})
-            if any(regex.match(prefix + v) for v in verbs):
+            if canon.startswith(prefix) or any(regex.match(prefix + v) for v in verbs):
                 kinds.add(kind)
     return kinds
 

@@ -37,7 +37,8 @@ class AutoTagArgs(Schema):
 
 
 class Vocabulary:
-    """keyword automaton: normalised keyword -> (length, tag indices)."""
+    """keyword automaton: normalised keyword -> (length, keyword number); tags per keyword apart,
+    so a hit costs one count whatever the number of tags sharing the keyword."""
 
     def __init__(self, entries: dict[str, list[str]]) -> None:
         self.tags = list(entries)
@@ -47,9 +48,10 @@ class Vocabulary:
                 norm = normalize(str(keyword))
                 if norm:
                     by_keyword.setdefault(norm, set()).add(index)
+        self.keyword_tags = [tuple(sorted(tags)) for tags in by_keyword.values()]
         self.automaton = ahocorasick.Automaton()
-        for keyword, indices in by_keyword.items():
-            self.automaton.add_word(keyword, (len(keyword), tuple(sorted(indices))))
+        for number, keyword in enumerate(by_keyword):
+            self.automaton.add_word(keyword, (len(keyword), number))
         self.size = len(by_keyword)
         if self.size:
             self.automaton.make_automaton()
@@ -58,15 +60,18 @@ class Vocabulary:
         """tag -> occurrences in an already normalised text."""
         if not self.size or not text:
             return {}
-        counts: dict[int, int] = {}
+        hits: dict[int, int] = {}
         last = len(text) - 1
-        for end, (length, indices) in self.automaton.iter(text):
+        for end, (length, number) in self.automaton.iter(text):
             if word:
                 start = end - length + 1
                 if (start > 0 and is_word_char(text[start - 1])) or (end < last and is_word_char(text[end + 1])):
                     continue
-            for index in indices:
-                counts[index] = counts.get(index, 0) + 1
+            hits[number] = hits.get(number, 0) + 1
+        counts: dict[int, int] = {}
+        for number, n in hits.items():
+            for index in self.keyword_tags[number]:
+                counts[index] = counts.get(index, 0) + n
         return {self.tags[i]: n for i, n in sorted(counts.items())}
 
 
