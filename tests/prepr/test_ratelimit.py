@@ -57,3 +57,16 @@ def test_local_block():
     started = time.monotonic()
     limiter.acquire()
     assert time.monotonic() - started >= 0.28
+
+
+def test_retry_after_forms():
+    from email.utils import formatdate
+
+    from prepr.client import _retry_after
+
+    assert _retry_after({"Retry-After": "3"}) == 3.0
+    assert 8 <= _retry_after({"Retry-After": formatdate(time.time() + 10, usegmt=True)}) <= 10
+    assert _retry_after({"Retry-After": "soon"}) is None
+    assert _retry_after({"X-Prepr-RateLimit-Reset": "4"}) == 4.0
+    assert 5 <= _retry_after({"X-Prepr-RateLimit-Reset": str(int(time.time()) + 6)}) <= 6
+    assert _retry_after({}) is None
