@@ -108,6 +108,9 @@ def compile_condition(value: Any, report: Reporter, prepr_only: bool = False) ->
     children: list = []
     for key, spec in value.items():
         sub = report.at(key)
+        if prepr_only and key in ("any", "not"):
+            sub.key_error(f"'{key}' cannot be sent to Prepr (its list filters only AND conditions)")
+            continue
         if key in ("all", "any"):
             if not isinstance(spec, list) or not spec:
                 sub.error(f"'{key}' expects a non-empty list of conditions")

@@ -18,7 +18,7 @@ from ..draft import TagOp
 from ..fields import texts
 from ..text import is_word_char, normalize
 from ..yamlsrc import Reporter, Source, to_plain
-from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load
+from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load_partial
 from .tags import TAGGABLE, target_locales
 
 SEPARATOR = " \x00 "  # between fields: no keyword can match across it
@@ -152,17 +152,19 @@ def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str
 
 
 def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
-    data = load(AutoTagArgs(), args, report)
-    if data is None:
-        return None
-    if ("vocabulary" in data) == ("vocabulary_file" in data):
-        report.error("give exactly one of 'vocabulary' and 'vocabulary_file'")
+    data, ok = load_partial(AutoTagArgs(), args, report)
+    given = [key for key in ("vocabulary", "vocabulary_file") if isinstance(args, dict) and key in args]
+    if len(given) != 1:
+        if isinstance(args, dict):
+            report.error("give exactly one of 'vocabulary' and 'vocabulary_file'")
         return None
     if "vocabulary" in data:
         entries = _check_entries(data["vocabulary"], report.at("vocabulary"))
-    else:
+    elif "vocabulary_file" in data:  # read even when other keys are wrong: it is a vocabulary, not rules
         entries = _read_file(data["vocabulary_file"], report.at("vocabulary_file"), env)
-    if entries is None:
+    else:
+        return None
+    if entries is None or not ok:
         return None
     return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"] == "word",
                    data["max_tags"], data["tag_field"])

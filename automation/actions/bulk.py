@@ -77,16 +77,17 @@ def check_filter(value: dict, report: Reporter, env: BuildEnv) -> bool:
 
 def _build(name: str, schema: Schema, args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
     data, ok = load_partial(schema, args, report)
-    if isinstance(data.get("filter"), dict) and not check_filter(args["filter"], report.at("filter"), env):
-        return None
+    if isinstance(data.get("filter"), dict):
+        ok = check_filter(args["filter"], report.at("filter"), env) and ok
+    if name == "trigger_webhooks" and "event" in data:
+        problem = check_pattern(data["event"])
+        if problem or resource_kind(data["event"]) != "publication":
+            report.error(problem or "trigger_webhooks sends content_item events", "event")
+            ok = False
     if not ok:
         return None
     filter_ = compile_value(args["filter"], report.at("filter"))
     if name == "trigger_webhooks":
-        problem = check_pattern(data["event"])
-        if problem or resource_kind(data["event"]) != "publication":
-            report.error(problem or "trigger_webhooks sends content_item events", "event")
-            return None
         return Bulk(name, filter_, {"event": data["event"]}, None)
     body = compile_value(args["set"], report.at("set")) if name == "bulk_put" else None
     return Bulk(name, filter_, body, data["max_items"])
