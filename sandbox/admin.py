@@ -10,9 +10,10 @@ import collections
 import fnmatch
 import itertools
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from flask import Flask, Response, jsonify, request
 
 
 @dataclass
@@ -105,5 +106,78 @@ class RequestLog:
             return count
 
 
-def now() -> float:
-    return time.time()
+def register_admin(app: Flask) -> None:
+    """The `/_sandbox/` routes (token-checked by the app's before_request like every route)."""
+    from . import seed
+
+    state = app.extensions["sandbox"]
+    store, emitter, faults = state["store"], state["emitter"], state["faults"]
+    requests_log, tracked, api_user = state["requests"], state["tracked"], state["api_user"]
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    @app.get("/_sandbox/info")
+    def info() -> Response:
+        return jsonify({"token_user_id": api_user["id"], "webhook_url": emitter.url,
+                        "counts": {k: len(v) for k, v in store.docs.items()}, "data_file": str(store.path)})
+
+    @app.get("/_sandbox/requests")
+    def list_requests() -> Response:
+        since = request.args.get("since")
+        return jsonify(requests_log.list(request.args.get("method"), request.args.get("path"),
+                                         float(since) if since else None))
+
+    @app.delete("/_sandbox/requests")
+    def clear_requests() -> Response:
+        return jsonify({"cleared": requests_log.clear()})
+
+    @app.get("/_sandbox/faults")
+    def list_faults() -> Response:
+        return jsonify(faults.list())
+
+    @app.post("/_sandbox/faults")
+    def add_fault() -> Response | tuple[Response, int]:
+        try:
+            fault = faults.add(body())
+        except ValueError as exc:
+            return jsonify({"error": {"status": 422, "message": str(exc)}}), 422
+        return jsonify({"id": fault.id}), 201
+
+    @app.delete("/_sandbox/faults")
+    def clear_faults() -> Response:
+        return jsonify({"cleared": faults.clear()})
+
+    @app.delete("/_sandbox/faults/<int:fault_id>")
+    def clear_fault(fault_id: int) -> Response:
+        return jsonify({"cleared": faults.clear(fault_id)})
+
+    @app.get("/_sandbox/events")
+    def list_tracked() -> Response:
+        return jsonify(tracked.list())
+
+    @app.get("/_sandbox/webhooks")
+    def list_webhooks() -> Response:
+        return jsonify({"url": emitter.url, "pending": emitter.pending(), "dropped": emitter.dropped,
+                        "deliveries": list(emitter.deliveries)})
+
+    @app.put("/_sandbox/webhooks")
+    def configure_webhooks() -> Response:
+        data = body()
+        emitter.configure(data.get("url"), data.get("secret"))
+        return jsonify({"url": emitter.url})
+
+    @app.post("/_sandbox/webhooks/flush")
+    def flush_webhooks() -> Response:
+        return jsonify({"idle": emitter.wait_idle(float(body().get("timeout", 10)))})
+
+    @app.post("/_sandbox/reset")
+    def reset() -> Response:
+        payload = body().get("seed")
+        content = seed.demo() if payload in (None, "demo") else ({} if payload == "empty" else payload)
+        loaded = seed.load(store, content, api_user)
+        requests_log.clear()
+        faults.clear()
+        tracked.clear()
+        return jsonify({"publications": loaded})

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 
 from . import content, query, seed
-from .admin import Faults, RequestLog
+from .admin import Faults, RequestLog, register_admin
 from .content import Invalid
 from .emitter import Emitter
 from .store import Store
@@ -48,7 +48,7 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
     elif store.empty():
         seed.load(store, seed.demo(), api_user)
     app.extensions["sandbox"] = {"store": store, "emitter": emitter, "faults": faults,
-                                 "requests": requests_log, "api_user": api_user}
+                                 "requests": requests_log, "tracked": tracked, "api_user": api_user}
 
     # -- plumbing: auth, faults, request log -------------------------------------------------
 
@@ -266,71 +266,5 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
                      "headers": {k: v for k, v in request.headers.items() if k.lower().startswith("prepr-")}})
         return Response(status=202)
 
-    # -- admin ------------------------------------------------------------------------------
-
-    @app.get("/_sandbox/info")
-    def info() -> Response:
-        return jsonify({"token_user_id": api_user["id"], "webhook_url": emitter.url,
-                        "counts": {k: len(v) for k, v in store.docs.items()}, "data_file": str(store.path)})
-
-    @app.get("/_sandbox/requests")
-    def list_requests() -> Response:
-        since = request.args.get("since")
-        return jsonify(requests_log.list(request.args.get("method"), request.args.get("path"),
-                                         float(since) if since else None))
-
-    @app.delete("/_sandbox/requests")
-    def clear_requests() -> Response:
-        return jsonify({"cleared": requests_log.clear()})
-
-    @app.get("/_sandbox/faults")
-    def list_faults() -> Response:
-        return jsonify(faults.list())
-
-    @app.post("/_sandbox/faults")
-    def add_fault() -> Response:
-        try:
-            fault = faults.add(body())
-        except ValueError as exc:
-            return _error(422, str(exc))
-        return jsonify({"id": fault.id}), 201
-
-    @app.delete("/_sandbox/faults")
-    def clear_faults() -> Response:
-        return jsonify({"cleared": faults.clear()})
-
-    @app.delete("/_sandbox/faults/<int:fault_id>")
-    def clear_fault(fault_id: int) -> Response:
-        return jsonify({"cleared": faults.clear(fault_id)})
-
-    @app.get("/_sandbox/events")
-    def list_tracked() -> Response:
-        return jsonify(tracked.list())
-
-    @app.get("/_sandbox/webhooks")
-    def list_webhooks() -> Response:
-        return jsonify({"url": emitter.url, "pending": emitter.pending(), "dropped": emitter.dropped,
-                        "deliveries": list(emitter.deliveries)})
-
-    @app.put("/_sandbox/webhooks")
-    def configure_webhooks() -> Response:
-        data = body()
-        emitter.configure(data.get("url"), data.get("secret"))
-        return jsonify({"url": emitter.url})
-
-    @app.post("/_sandbox/webhooks/flush")
-    def flush_webhooks() -> Response:
-        return jsonify({"idle": emitter.wait_idle(float(body().get("timeout", 10)))})
-
-    @app.post("/_sandbox/reset")
-    def reset() -> Response:
-        data = body()
-        payload = data.get("seed")
-        loaded = seed.load(store, seed.demo() if payload in (None, "demo") else
-                           ({} if payload == "empty" else payload), api_user)
-        requests_log.clear()
-        faults.clear()
-        tracked.clear()
-        return jsonify({"publications": loaded})
-
+    register_admin(app)
     return app
