@@ -43,30 +43,86 @@ class BrokerUnavailable(Exception):
     """The broker could not take the message in time; the caller answers 503."""
 
 
-def celery_message(task_id: str, args: list[Any], queue: str = QUEUE) -> str:
-    """Serialise one task message exactly as `send_task` would put it on kombu's Redis transport."""
-    body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-                      separators=(",", ":"))
-    return json.dumps({
-        "body": base64.b64encode(body.encode()).decode(),
+_EMBED = b',{},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+
+
+class Delivery(dict):
+    """A parsed envelope that still knows the exact bytes it was parsed from.
+
+    Passed where a plain envelope dict goes, so `Intake.accept(envelope, enqueue)` keeps its
+    signature; when `raw` is set the queue message embeds those bytes instead of serialising
+    the dict a second time. The worker parses them with the same JSON parser, so it gets the
+    same envelope either way.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, parsed: dict[str, Any], raw: bytes | None) -> None:
+        super().__init__(parsed)
+        self.raw = raw
+
+
+def embeddable(body: bytes) -> bool:
+    """Bytes that can go into a message as they are: what json.loads read as strict UTF-8.
+
+    (json.loads also takes UTF-16/32, a UTF-8 BOM and encoded lone surrogates; kombu decodes
+    strict UTF-8 only, so those are serialised again instead.)
+    """
+    if json.detect_encoding(body) != "utf-8":
+        return False
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _template(queue: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The message with its four variable parts cut out, serialised once per queue.
+
+    The headers and properties are constant but for the task id and delivery tag; building and
+    dumping them per request was a quarter of the receiver's own CPU time.
+    """
+    mark = "\x00"
+    text = json.dumps({
+        "body": mark,
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": TASK_NAME, "id": task_id, "shadow": None, "eta": None,
+            "lang": "py", "task": TASK_NAME, "id": mark, "shadow": None, "eta": None,
             "expires": None, "group": None, "group_index": None, "retries": 0,
-            "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+            "timelimit": [None, None], "root_id": mark, "parent_id": None,
             "argsrepr": "[envelope]", "kwargsrepr": "{}", "origin": _ORIGIN,
             "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
         },
         "properties": {
-            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+            "correlation_id": mark, "reply_to": "", "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+            "body_encoding": "base64", "delivery_tag": mark,
         },
     }, separators=(",", ":"))
+    parts = tuple(part.encode() for part in text.split(json.dumps(mark)))
+    assert len(parts) == 6, "the template must have exactly five holes"
+    return parts  # type: ignore[return-value]
+
+
+def celery_message(task_id: str, args: list[Any], queue: str = QUEUE, raw_args: bytes | None = None) -> bytes:
+    """One task message exactly as `send_task` would put it on kombu's Redis transport.
+
+    `raw_args`, when given, is the JSON of `args` already serialised (see Delivery).
+    """
+    if raw_args is None:
+        raw_args = json.dumps(args, separators=(",", ":")).encode()
+    body = base64.b64encode(b"[" + raw_args + _EMBED)
+    tid = task_id.encode()
+    head, after_body, after_id, after_root, after_corr, tail = _TEMPLATES.get(queue) or _template(queue)
+    return b"".join((head, b'"', body, b'"', after_body, b'"', tid, b'"', after_id, b'"', tid, b'"',
+                     after_root, b'"', tid, b'"', after_corr, b'"', str(uuid.uuid4()).encode(), b'"', tail))
 
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+_TEMPLATES = {QUEUE: _template(QUEUE)}
 
 
 @dataclass
@@ -85,7 +141,10 @@ class Intake:
     def accept(self, envelope: dict[str, Any], enqueue: bool) -> Outcome:
         event_id = str(envelope["id"])
         status: Outcome = "queued" if enqueue else "ignored"
-        message = celery_message(str(uuid.uuid4()), [envelope]) if enqueue else ""
+        message = b""
+        if enqueue:
+            raw = getattr(envelope, "raw", None)
+            message = celery_message(str(uuid.uuid4()), [envelope], raw_args=None if raw is None else b"[" + raw + b"]")
         record = json.dumps({"event": envelope.get("event"), "received_at": time.time(), "status": status})
         keys = [store.seen_key(event_id), store.trace_key(event_id), QUEUE]
         args = [event_id, self.dedupe_ttl, self.trace_ttl, message, record]

@@ -1,0 +1,56 @@
+"""What the receiver answers to a delivery whose size and content type have been checked.
+
+Free of any web framework, so the Flask view and the WSGI fast path (fastpath.py) give the same
+answer from the same code. Order fixed by the contract: signature over the raw bytes (401),
+then parse and validate (400), then dedupe + enqueue (200 / 202 / 503).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Sequence
+
+from .envelope import validate_envelope
+from .intake import BrokerUnavailable, Delivery, Intake, embeddable
+from .signature import verify
+
+RETRY_AFTER = "10"
+Listens = Callable[[str], bool]
+Answer = tuple[int, dict[str, Any], "dict[str, str] | None"]
+
+
+def render(payload: dict[str, Any]) -> bytes:
+    """The one JSON form every answer uses."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class Receiver:
+    """Verify, parse, validate, then accept; every outcome is an Answer, never an exception.
+
+    Unexpected errors do propagate: the web framework reports them (Sentry) and answers 500.
+    """
+
+    def __init__(self, secrets: Sequence[str], intake: Intake, listens: Listens) -> None:
+        self.secrets = tuple(secrets)
+        self.intake = intake
+        self.listens = listens
+
+    def answer(self, body: bytes, signature: str | None) -> Answer:
+        if not verify(body, signature, self.secrets):
+            return 401, {"error": "missing or invalid Prepr-Signature"}, None
+        try:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError):
+            return 400, {"error": "body is not valid JSON", "field": None}, None
+        errors = validate_envelope(envelope)
+        if errors:
+            field = sorted(errors)[0]
+            return 400, {"error": f"invalid envelope: {field}: {errors[field][0]}",
+                         "field": field, "fields": errors}, None
+        delivery = Delivery(envelope, body if embeddable(body) else None)
+        try:
+            outcome = self.intake.accept(delivery, enqueue=self.listens(envelope["event"]))
+        except BrokerUnavailable:
+            return 503, {"error": "broker unavailable, retry later"}, {"Retry-After": RETRY_AFTER}
+        if outcome == "duplicate":
+            return 200, {"status": "duplicate", "event_id": envelope["id"]}, None
+        return 202, {"status": outcome, "event_id": envelope["id"]}, None
