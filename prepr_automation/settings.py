@@ -123,6 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         loop_max_writes=_parse(env, "LOOP_MAX_WRITES", _positive_int, Settings.loop_max_writes),
         loop_window=_parse(env, "LOOP_WINDOW_SECONDS", _positive_int, Settings.loop_window),
         visibility_timeout=_parse(env, "VISIBILITY_TIMEOUT", _positive_int, Settings.visibility_timeout),
+        task_max_retries=_parse(env, "TASK_MAX_RETRIES", int, Settings.task_max_retries),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
              "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}

@@ -5,7 +5,8 @@ Reliability settings, and why:
   so a worker killed mid-event has its event re-delivered;
 - prefetch 1: a worker holds only the message it is working on;
 - visibility_timeout (VISIBILITY_TIMEOUT, default 300 s): how long an un-acked message waits
-  before Redis re-delivers it; well above the longest event task, far below kombu's 1 hour;
+  before it is re-delivered (then within ~10 s); well above the longest event task, far below
+  kombu's 1 hour;
 - JSON only: tasks take JSON-able arguments and nothing is ever unpickled.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kombu import Queue
 from prepr_automation import store
 from prepr_automation.settings import ConfigError, load_settings
 
-app = Celery("prepr_automation", include=["tasks.events"])
+app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk"])
 
 
 @app.on_configure.connect
@@ -29,7 +30,10 @@ def _configure(sender: Celery, **_: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     url = store.broker_url(settings)
-    transport = {"visibility_timeout": settings.visibility_timeout, "socket_timeout": 5,
+    # kombu scans for un-acked messages of dead workers every 10 s but, by default, acts on
+    # only one scan in ten: re-delivery would take minutes more than the visibility timeout.
+    transport = {"visibility_timeout": settings.visibility_timeout, "unacked_restore_interval": 10,
+                 "unacked_restore_throttle": 1, "unacked_mutex_expire": 60, "socket_timeout": 5,
                  "socket_connect_timeout": 5, "health_check_interval": 30}
     sender.conf.update(
         broker_url=url,

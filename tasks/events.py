@@ -1,23 +1,129 @@
-"""The event task: takes one delivery envelope and records that it ran."""
+"""The event task: skip our own writes, match, fetch once, plan, lock, execute, trace.
+
+Effects happen at least once but change things once: the plan is recomputed against the item's
+current state on every attempt (retry, re-delivery after a worker died, replay), so a write
+that already landed plans nothing the second time.
+"""
 from __future__ import annotations
 
-import json
+import logging
 import time
 from typing import Any
 
-from prepr_automation import store
-from prepr_automation.settings import load_settings
+import sentry_sdk
+
+from automation import evaluate
+from prepr.errors import PreprError
 
 from .celery_app import app
+from .deadletters import DeadLetter
+from .execute import ItemBusy, LoopSuspected, Run, execute_plan, resource_of
+from .itemstate import ItemState
+from .retry import countdown
+from .runtime import RulesUnavailable, Runtime, runtime
+
+log = logging.getLogger("tasks.events")
 
 
-@app.task(name="tasks.process_event", bind=True)
-def process_event(self, envelope: dict[str, Any]) -> str:
-    settings = load_settings()
-    client = store.redis_client(store.broker_url(settings))
-    record = {"task_id": self.request.id, "started_at": time.time(), "outcome": "received",
-              "redelivered": bool(self.request.delivery_info.get("redelivered"))}
-    key = store.trace_key(str(envelope["id"]))
-    client.hset(key, "worker", json.dumps(record))
-    client.expire(key, settings.trace_ttl)
-    return "received"
+def own_write(envelope: dict[str, Any], automation_user: str | None) -> bool:
+    """Was this event caused by the automation itself? `performed_by` is an id or {"id": …}."""
+    if not automation_user:
+        return False
+    performer = envelope.get("performed_by")
+    if isinstance(performer, dict):
+        performer = performer.get("id")
+    return performer == automation_user
+
+
+@app.task(name="tasks.process_event", bind=True, max_retries=None)
+def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) -> str:
+    rt = runtime()
+    run = Run(envelope, attempt=self.request.retries + 1, replay_of=replay_of,
+              redelivered=bool((self.request.delivery_info or {}).get("redelivered")))
+    rt.api.add_listener(run.on_call)
+    try:
+        outcome = _process(rt, envelope, run)
+    except (ItemBusy, RulesUnavailable) as exc:
+        run.finish(f"waiting: {exc}")
+        rt.traces.write(str(envelope["id"]), "run", run.to_json())
+        raise self.retry(countdown=countdown(min(self.request.retries, 3), None, base=1.0), max_retries=None)
+    except PreprError as exc:
+        outcome = _failed(self, rt, envelope, run, exc)
+    except LoopSuspected as exc:
+        outcome = _dead_letter(rt, envelope, run, "loop suspected", str(exc), exc.rule_ids)
+    finally:
+        rt.api.remove_listener(run.on_call)
+    run.finish(outcome)
+    rt.traces.write(str(envelope["id"]), "run", run.to_json())
+    return outcome
+
+
+def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
+    settings = rt.settings
+    if own_write(envelope, settings.automation_user_id):
+        return "skipped: performed by the automation"
+    rules = rt.rules
+    if not rules.rules_for(str(envelope["event"])):
+        return "ignored: no enabled rule listens to this event"
+    resource, item_id = resource_of(envelope)
+    if item_id is None:
+        return "ignored: the payload has no item id"
+    state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
+                      loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
+    lock = state.lock(blocking_timeout=min(30, settings.visibility_timeout / 2))
+    if not lock.acquire():
+        raise ItemBusy(f"{resource} {item_id} is locked by another worker")
+    try:
+        snapshot = state.snapshot()
+        fetch = rules.fetch_plan(envelope, snapshot=snapshot)
+        item = None
+        if fetch is not None:
+            item = rt.api.request("GET", fetch.path, params=list(fetch.params))
+            run.fetched = fetch.to_json()
+        evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=state.last_fired(),
+                              channels=rt.channels() if _needs_channels(rules, envelope) else None,
+                              now=time.time())
+        run.evaluation = evaluation.to_json()
+        outcome = execute_plan(rt, evaluation.plan, state, run, envelope)
+        state.save_snapshot(evaluation.snapshot)
+        state.record_fired(list(evaluation.fired))
+        return outcome
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired while we worked: another worker may hold it now; nothing to undo
+            log.warning("lock for %s expired before release", item_id)
+
+
+def _needs_channels(rules: Any, envelope: dict[str, Any]) -> bool:
+    return any(getattr(action, "name", "") in ("assign_channels", "remove_channels")
+               for rule in rules.rules_for(str(envelope["event"])) for action in rule.actions)
+
+
+def _failed(task: Any, rt: Runtime, envelope: dict[str, Any], run: Run, exc: PreprError) -> str:
+    run.error = exc.to_dict()
+    if exc.retryable and task.request.retries < rt.settings.task_max_retries:
+        delay = countdown(task.request.retries, exc.retry_after,
+                          ceiling=max(1.0, rt.settings.visibility_timeout - 30))
+        run.finish(f"retrying in {delay:.1f}s")
+        rt.traces.write(str(envelope["id"]), "run", run.to_json())
+        raise task.retry(countdown=delay, exc=None, max_retries=None)
+    return _dead_letter(rt, envelope, run, "retries exhausted" if exc.retryable else "request refused",
+                        str(exc), run.current_rules, exc)
+
+
+def _dead_letter(rt: Runtime, envelope: dict[str, Any], run: Run, reason: str, error: str,
+                 rule_ids: list[str], exc: PreprError | None = None) -> str:
+    letter = DeadLetter(
+        event_id=str(envelope["id"]), reason=reason, task="tasks.process_event", args=[envelope],
+        rule_id=",".join(rule_ids) or None, attempts=run.attempt, error=error,
+        request={"method": exc.method, "path": exc.path} if exc and exc.method else run.last_request,
+        response={"status": exc.status, "body_excerpt": exc.body_excerpt} if exc else None,
+    )
+    letter_id = rt.dead.add(letter)
+    with sentry_sdk.new_scope() as scope:  # one report per final failure, none per retry
+        scope.set_tag("event", str(envelope.get("event")))
+        scope.set_context("dead_letter", {"id": letter_id, "reason": reason, "rule_id": letter.rule_id})
+        sentry_sdk.capture_message(f"event dead-lettered: {reason}", level="error")
+    log.error("event %s dead-lettered (%s): %s [letter %s]", envelope["id"], reason, error, letter_id)
+    return f"dead-lettered: {reason} (letter {letter_id})"

@@ -1,0 +1,108 @@
+"""A running service for worker tests: real Redis, real Celery worker processes, the sandbox."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+import requests
+
+from prepr_automation import store
+from tests.conftest import BIN, ROOT, Processes, Sandbox
+from webhooks.intake import Intake
+
+EDITOR = {"id": "editor-0000-4000-8000-000000000001"}
+FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run")
+
+
+class Service:
+    def __init__(self, processes: Processes, redis_url: str, sandbox: Sandbox, tmp: Path) -> None:
+        self.processes, self.redis_url, self.sandbox, self.tmp = processes, redis_url, sandbox, tmp
+        self.redis = redis.Redis.from_url(redis_url)
+        self.intake = Intake(self.redis, 3600, 3600)
+        self.rules_path = tmp / "rules.yaml"
+        self.workers: list[subprocess.Popen] = []
+
+    def rules(self, text: str) -> Path:
+        self.rules_path.write_text(text)
+        return self.rules_path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**self.sandbox.env, "CELERY_BROKER_URL": self.redis_url, "RULES_PATH": str(self.rules_path),
+                "DATA_DIR": str(self.tmp / "var"), **extra}
+
+    def start_worker(self, concurrency: int = 1, queues: str = "celery,bulk", **extra: str) -> subprocess.Popen:
+        proc = self.processes.start(
+            [str(BIN / "celery"), "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency),
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"w{len(self.workers)}@%h"],
+            self.env(**extra), f"worker-{len(self.workers)}")
+        self.workers.append(proc)
+        return proc
+
+    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "prepr-automation"), *args], env={**os.environ, **self.env(**extra)},
+                              capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+
+    def send(self, event: str, item_id: str, performed_by: Any = EDITOR, **payload: Any) -> str:
+        """Queue one delivery exactly as the receiver does."""
+        event_id = str(uuid.uuid4())
+        envelope = {"id": event_id, "event": event, "created_on": int(time.time()),
+                    "payload": {"id": item_id, **payload}}
+        if performed_by is not None:
+            envelope["performed_by"] = performed_by
+        assert self.intake.accept(envelope, enqueue=True) == "queued"
+        return event_id
+
+    def trace(self, event_id: str) -> dict[str, Any]:
+        raw = self.redis.hgetall(store.trace_key(event_id))
+        return store.decode_trace(raw) if raw else {}
+
+    def wait(self, event_id: str, timeout: float = 60, field: str = "run") -> dict[str, Any]:
+        """Until the event's run reached a final outcome; returns the whole trace."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            trace = self.trace(event_id)
+            outcome = (trace.get(field) or {}).get("outcome", "")
+            if outcome.startswith(FINAL):
+                return trace
+            for worker in self.workers:
+                assert worker.poll() is None or worker.returncode in (-9, 0, -15), \
+                    Path(worker.log_path).read_text()[-3000:]  # type: ignore[attr-defined]
+            time.sleep(0.1)
+        raise TimeoutError(f"event {event_id} unfinished: {json.dumps(self.trace(event_id))[:3000]}")
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        return self.sandbox.client().get_publication(item_id)
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[dict]:
+        return [r for r in self.sandbox.requests(method=method, path=path)]
+
+
+def tag_names(item: dict[str, Any], locale: str = "en-GB") -> list[str]:
+    tags = (((item.get("items") or {}).get(locale) or {}).get("tags") or {}).get("items") or []
+    return [t.get("body") for t in tags]
+
+
+def find_item(sandbox: Sandbox, text: str) -> dict[str, Any]:
+    for item in sandbox.client().list_publications():
+        if text.lower() in json.dumps(item).lower():
+            return item
+    raise LookupError(text)
+
+
+@pytest.fixture
+def service(processes: Processes, redis_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Service]:
+    yield Service(processes, redis_url, sandbox, tmp_path)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
