@@ -18,7 +18,8 @@ from tests.conftest import BIN, ROOT, Processes, Sandbox
 from webhooks.intake import Intake
 
 EDITOR = {"id": "editor-0000-4000-8000-000000000001"}
-FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run")
+FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run", "refused",
+         "nothing matched")
 
 
 class Service:
