@@ -10,12 +10,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import redis
 
-from automation import RuleSet, RuleSetError, load_rules
+from automation import RuleSet
+from automation.live import LiveRuleSet
 from prepr.client import PreprClient
 from prepr.ratelimit import RateLimiter
 from prepr_automation import store
@@ -27,18 +27,11 @@ from .traces import TraceWriter
 
 
 log = logging.getLogger("tasks.runtime")
-RELOAD_EVERY = 5.0  # seconds between checks of the rule files' modification times
 CHANNELS_TTL = 300.0
 
 
 class RulesUnavailable(Exception):
     """No valid rule set could be loaded; the event waits (retried) instead of being dropped."""
-
-
-def _fingerprint(path: str) -> tuple:
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
 @dataclass
@@ -48,9 +41,7 @@ class Runtime:
     traces: TraceWriter
     dead: DeadLetters
     pid: int
-    _rules: RuleSet | None = None
-    _rules_print: tuple = ()
-    _checked: float = 0.0
+    live_rules: LiveRuleSet
     _channels: list[dict[str, Any]] = field(default_factory=list)
     _channels_at: float = 0.0
 
@@ -60,22 +51,11 @@ class Runtime:
 
     @property
     def rules(self) -> RuleSet:
-        """The current rule set, reloaded when files change; a broken edit keeps the last good set."""
-        now = time.monotonic()
-        if self._rules is not None and now - self._checked < RELOAD_EVERY:
-            return self._rules
-        self._checked = now
-        try:
-            fingerprint = _fingerprint(self.settings.rules_path)
-            if self._rules is None or fingerprint != self._rules_print:
-                self._rules, self._rules_print = load_rules(self.settings.rules_path), fingerprint
-                log.info("rule set loaded: %s", self._rules.summary())
-        except (RuleSetError, OSError) as exc:
-            errors = getattr(exc, "errors", [exc])
-            log.error("rule set not loaded (%d error(s)); first: %s", len(errors), errors[0])
-            if self._rules is None:
-                raise RulesUnavailable(str(errors[0])) from None
-        return self._rules
+        """The rule set in force; followed as files change (see automation.live)."""
+        rules = self.live_rules.current()
+        if rules is None:
+            raise RulesUnavailable(self.live_rules.status.get("first_error", "no rule set"))
+        return rules
 
     def channels(self) -> list[dict[str, Any]]:
         """Prepr's channel list, shared by every event of this process for a few minutes."""
@@ -104,4 +84,4 @@ def _runtime(pid: int) -> Runtime:
 def _build(settings: Settings) -> Runtime:
     client = store.redis_client(store.broker_url(settings))
     return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings)),
-                   DeadLetters(client), os.getpid())
+                   DeadLetters(client), os.getpid(), LiveRuleSet(settings.rules_path))

@@ -61,8 +61,13 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     if intake is None:
         client = store.redis_client(store.broker_url(settings), socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+    rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
     if listens is None:
-        listens = _rule_index(settings)
+        from automation.live import LiveRuleSet  # the rule index: which events anything listens to
+
+        live = LiveRuleSet(settings.rules_path)
+        live.current()  # load at start, not on the first delivery
+        listens, rules_status = live.listens_to, lambda: live.status
     secrets = settings.webhook_secrets
     limit = settings.max_body_bytes
     admin_token = settings.admin_token
@@ -90,7 +95,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def health() -> Response:
         up = intake.healthy()
         body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
-                "rules": getattr(listens, "status", {"loaded": True})}
+                "rules": rules_status()}
         return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
 
     @app.get("/events/<event_id>")
@@ -114,10 +119,3 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
 
     app.wsgi_app = FastPath(app, receiver, limit)  # type: ignore[method-assign]
     return app
-
-
-def _rule_index(settings: Settings) -> Listens:
-    """Every valid event is queued until a rule set says which events anything listens to."""
-    def listens(event: str) -> bool:
-        return True
-    return listens

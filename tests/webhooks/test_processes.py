@@ -45,10 +45,13 @@ def test_every_202_is_on_the_broker(processes: Processes, redis_url: str, redis_
     url = start_web(processes, redis_url, MAX_BODY_BYTES="1048576")
     bodies = list(read_deliveries(limit=600))
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda b: post(url, b).status_code, bodies))
+        answers = list(pool.map(lambda b: post(url, b), bodies))
+    statuses = [a.status_code for a in answers]
     assert statuses.count(202) == len({json.loads(b)["id"] for b in bodies})
     assert set(statuses) <= {200, 202}
-    assert redis_client.llen(QUEUE) == statuses.count(202)
+    queued = [a for a in answers if a.status_code == 202 and a.json()["status"] == "queued"]
+    assert queued  # the example rules listen to content items; assets etc. are answered "ignored"
+    assert redis_client.llen(QUEUE) == len(queued)
 
 
 def test_concurrent_copies_enqueue_once(processes: Processes, redis_url: str, redis_client: redis.Redis) -> None:
@@ -124,19 +127,29 @@ def test_chunked_bodies_are_limited_without_content_length(processes: Processes,
 
 
 def test_a_real_worker_consumes_what_the_receiver_queued(processes: Processes, redis_url: str,
-                                                          redis_client: redis.Redis) -> None:
-    url = start_web(processes, redis_url)
+                                                          redis_client: redis.Redis, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: podcasts-only\n    on: content_item.changed\n"
+                     "    when: {label: {eq: Podcast}}\n    do: [{add_tags: [audio]}]\n")
+    url = start_web(processes, redis_url, RULES_PATH=str(rules))
     processes.start([str(BIN / "celery"), "-A", "tasks", "worker", "-Q", "celery,bulk", "-c", "1",
                      "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-                    {"CELERY_BROKER_URL": redis_url, "PREPR_ACCESS_TOKEN": "t"}, "worker")
-    assert post(url, delivery("consumed-1")).status_code == 202
+                    {"CELERY_BROKER_URL": redis_url, "PREPR_ACCESS_TOKEN": "t", "RULES_PATH": str(rules),
+                     "PREPR_API_URL": "http://127.0.0.1:9"}, "worker")
+    body = json.dumps({"id": "consumed-1", "event": "content_item.changed", "payload": {"id": "x", "label": "Post"}})
+    assert post(url, body.encode()).status_code == 202
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not redis_client.hexists(store.trace_key("consumed-1"), "worker"):
+    while time.monotonic() < deadline and not redis_client.hexists(store.trace_key("consumed-1"), "run"):
         time.sleep(0.1)
     trace = requests.get(url + "/events/consumed-1", headers={"Authorization": "Bearer adm"}, timeout=5).json()
     assert trace["received"]["status"] == "queued"
-    assert trace["worker"]["outcome"] != ""
+    assert trace["run"]["outcome"] == "no rule matched"  # decided from the payload alone: no fetch
+    assert trace["run"]["calls"] == []
     assert redis_client.llen(QUEUE) == 0
+    ignored = json.dumps({"id": "ignored-1", "event": "asset.changed", "payload": {"id": "a"}}).encode()
+    assert post(url, ignored).json()["status"] == "ignored"
+    health = requests.get(url + "/health", timeout=5).json()
+    assert health["rules"] == {"path": str(rules), "loaded": True, "files": 1, "rules": 1, "enabled": 1}
 
 
 @pytest.mark.parametrize("command,env,line", [

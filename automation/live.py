@@ -1,0 +1,74 @@
+"""A rule set that follows its files: reloaded when they change, never half-loaded.
+
+Processes that run for days (web, worker) see edits without a restart. An edit that does not
+validate is logged and ignored: the last good rule set stays in force, so a bad file can fail
+`validate` and the deploy, but never a running process.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import RuleSetError
+from .loader import load_rules
+from .model import RuleSet
+
+log = logging.getLogger("automation.live")
+
+
+def fingerprint(path: str) -> tuple:
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+class LiveRuleSet:
+    def __init__(self, path: str, check_every: float = 5.0) -> None:
+        self.path = path
+        self.check_every = check_every
+        self._rules: RuleSet | None = None
+        self._print: tuple = ()
+        self._checked = float("-inf")
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def current(self) -> RuleSet | None:
+        """The rule set in force (None only if no valid set was ever loaded)."""
+        now = time.monotonic()
+        if now - self._checked >= self.check_every:
+            with self._lock:
+                if now - self._checked >= self.check_every:
+                    self._checked = now
+                    self._reload()
+        return self._rules
+
+    def _reload(self) -> None:
+        try:
+            print_ = fingerprint(self.path)
+            if self._rules is not None and print_ == self._print:
+                return
+            self._rules, self._print, self._errors = load_rules(self.path), print_, []
+            log.info("rule set loaded from %s: %s", self.path, self._rules.summary())
+        except (RuleSetError, OSError) as exc:
+            self._errors = [str(e) for e in getattr(exc, "errors", [exc])]
+            log.error("rule set in %s not loaded (%d error(s)); first: %s%s", self.path, len(self._errors),
+                      self._errors[0], "; keeping the previous rule set" if self._rules else "")
+
+    def listens_to(self, event: str) -> bool:
+        """With no valid rule set at all, every event is queued: the worker waits for valid rules."""
+        rules = self.current()
+        return True if rules is None else rules.listens_to(event)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        rules = self.current()
+        status: dict[str, Any] = {"path": self.path, "loaded": rules is not None}
+        if rules is not None:
+            status.update(rules.summary())
+        if self._errors:
+            status["errors"] = len(self._errors)
+            status["first_error"] = self._errors[0]
+        return status
