@@ -198,3 +198,19 @@ def test_trace_command_shows_the_run(service: Service) -> None:
     assert trace["run"]["evaluation"]["rules"][0]["rule_id"] == "football-sport"
     assert [c["method"] for c in trace["run"]["calls"]] == ["GET", "PUT"]
     assert service.sandbox.token not in shown.stdout
+
+
+def test_a_broken_rule_edit_never_stops_a_running_worker(service: Service) -> None:
+    service.rules(FOOTBALL)
+    worker = service.start_worker()
+    item_id = _football(service)
+    assert service.wait(service.send("content_item.changed", item_id))["run"]["outcome"].startswith("done")
+
+    service.rules(FOOTBALL + "  - id: broken\n    on: [content_item.changed]\n    do: [{no_such_action: 1}]\n")
+    time.sleep(5.5)  # past the reload interval: the worker sees the edit, rejects it, keeps the old set
+    tags_before = tag_names(service.item(item_id))
+    trace = service.wait(service.send("content_item.changed", item_id))
+    assert trace["run"]["outcome"] == "no change"
+    assert [r["rule_id"] for r in trace["run"]["evaluation"]["rules"]] == ["football-sport"]
+    assert worker.poll() is None and tag_names(service.item(item_id)) == tags_before
+    assert "not loaded" in open(worker.log_path).read()  # type: ignore[attr-defined]
