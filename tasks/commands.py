@@ -19,13 +19,57 @@ def _when(ts: float) -> str:
 
 @click.command("trace")
 @click.argument("event_id")
-def trace(event_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="the raw trace (as GET /events/<id> serves it)")
+def trace(event_id: str, as_json: bool) -> None:
     """What happened to one event (the same data as GET /events/<id>)."""
     record = runtime(load_settings()).traces.read(event_id)
     if record is None:
         click.echo(f"no trace for {event_id} (unknown, or older than 7 days)", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"event_id": event_id, **record}, indent=2, default=str))
+    if as_json:
+        click.echo(json.dumps({"event_id": event_id, **record}, indent=2, default=str))
+        return
+    for line in describe(event_id, record):
+        click.echo(line)
+
+
+def describe(event_id: str, record: dict) -> list[str]:
+    """The trace as a person reads it: receipt, each rule and why, each call, the outcome."""
+    received = record.get("received") or {}
+    lines = [f"event {event_id}  {received.get('event', '?')}  received {_when(received.get('received_at', 0))} "
+             f"({received.get('status', '?')}; {record.get('duplicates', 0)} duplicate(s))"]
+    run = record.get("run")
+    if not run:
+        return lines + ["  not processed yet"]
+    fetched = run.get("fetched")
+    if fetched:
+        lines.append(f"  fetched {fetched['path']} fields={','.join(fetched['fields'])} (missing: {', '.join(fetched['missing'])})")
+    for rule in (run.get("evaluation") or {}).get("rules", []):
+        lines.append(f"  rule {rule['rule_id']}: {rule['status']}" + (f"  errors: {rule['errors']}" if rule.get("errors") else ""))
+        lines += [f"    {line}" for line in _conditions(rule.get("condition"))]
+    for call in run.get("calls", []):
+        lines.append(f"  sent {call['method']} {call['path']} -> {call.get('status') or call.get('error')} ({call['ms']} ms)")
+    for planned in run.get("planned", []):
+        if not planned.get("sent"):
+            lines.append(f"  planned, not sent: {planned['method']} {planned['path']} {json.dumps(planned.get('body'))}")
+    lines.append(f"  outcome: {run.get('outcome')}  (attempt {run.get('attempt')}, {run.get('elapsed_ms')} ms)")
+    for key, bulk in sorted((k, v) for k, v in record.items() if k.startswith("bulk:")):
+        lines.append(f"  {key}: {bulk.get('outcome')}" + (f"  backup {bulk['backup_id']}" if bulk.get("backup_id") else ""))
+    return lines
+
+
+def _conditions(node: dict | None, depth: int = 0) -> list[str]:
+    if not node:
+        return []
+    mark = "yes" if node.get("outcome") else "no "
+    if "children" in node:
+        out = [f"{'  ' * depth}{mark} {node['op']}:"]
+        for child in node["children"]:
+            out += _conditions(child, depth + 1)
+        return out
+    actual = json.dumps(node.get("actual"), default=str)
+    actual = actual if len(actual) <= 80 else actual[:77] + "..."
+    return [f"{'  ' * depth}{mark} {node['field']} {node['operator']} {json.dumps(node.get('expected'))}  (actual: {actual})"]
 
 
 @click.group("dead-letters")

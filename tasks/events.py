@@ -55,6 +55,8 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) 
         rt.api.remove_listener(run.on_call)
     run.finish(outcome)
     rt.traces.write(str(envelope["id"]), "run", run.to_json())
+    resource, item_id = resource_of(envelope)
+    log.info("event %s %s %s %s: %s", envelope["id"], envelope.get("event"), resource, item_id, outcome)
     return outcome
 
 

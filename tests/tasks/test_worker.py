@@ -192,12 +192,15 @@ def test_trace_command_shows_the_run(service: Service) -> None:
     service.start_worker()
     event_id = service.send("content_item.changed", _football(service), performed_by=EDITOR)
     service.wait(event_id)
-    shown = service.cli("trace", event_id)
+    shown = service.cli("trace", event_id, "--json")
     assert shown.returncode == 0
     trace = __import__("json").loads(shown.stdout)
     assert trace["run"]["evaluation"]["rules"][0]["rule_id"] == "football-sport"
     assert [c["method"] for c in trace["run"]["calls"]] == ["GET", "PUT"]
     assert service.sandbox.token not in shown.stdout
+    text = service.cli("trace", event_id).stdout
+    assert "rule football-sport: fired" in text and "yes q fz \"football\"" in text
+    assert "sent PUT /publications/" in text and "outcome: done: 1 call(s) sent" in text
 
 
 def test_a_broken_rule_edit_never_stops_a_running_worker(service: Service) -> None:
