@@ -40,6 +40,7 @@ class Settings:
     loop_window: int = 600
     visibility_timeout: int = 300
     task_max_retries: int = 8
+    redis_tls_verify: bool = True
 
     def redacted(self) -> dict[str, object]:
         """What may be logged: every secret-bearing field replaced by a marker."""
@@ -124,6 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         loop_window=_parse(env, "LOOP_WINDOW_SECONDS", _positive_int, Settings.loop_window),
         visibility_timeout=_parse(env, "VISIBILITY_TIMEOUT", _positive_int, Settings.visibility_timeout),
         task_max_retries=_parse(env, "TASK_MAX_RETRIES", int, Settings.task_max_retries),
+        redis_tls_verify=_parse(env, "REDIS_TLS_VERIFY", _flag, True),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
              "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}

@@ -88,15 +88,22 @@ def broker_url(settings: Settings) -> str:
     return settings.broker_url or ensure_embedded(settings.data_dir)
 
 
+def client_for(settings: Settings, socket_timeout: float = 5.0) -> redis.Redis:
+    """The store client for these settings (embedded server started if need be)."""
+    return redis_client(broker_url(settings), socket_timeout, settings.redis_tls_verify)
+
+
 @lru_cache(maxsize=8)
-def redis_client(url: str, socket_timeout: float = 5.0) -> redis.Redis:
+def redis_client(url: str, socket_timeout: float = 5.0, tls_verify: bool = True) -> redis.Redis:
     """One pooled client per URL per process (redis-py pools are thread-safe)."""
     parsed = urlparse(url)
-    options = dict(socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout),
-                   health_check_interval=30, decode_responses=False)
+    options: dict = dict(socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout),
+                         health_check_interval=30, decode_responses=False)
     if parsed.scheme in ("redis+socket", "unix", "socket"):
         db = int(dict(p.split("=") for p in parsed.query.split("&") if "=" in p).get("virtual_host", 0) or 0)
         return redis.Redis(unix_socket_path=parsed.path, db=db, **options)
+    if parsed.scheme == "rediss":
+        options["ssl_cert_reqs"] = "required" if tls_verify else "none"
     return redis.Redis.from_url(url, **options)
 
 

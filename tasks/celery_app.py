@@ -11,6 +11,7 @@ Reliability settings, and why:
 """
 from __future__ import annotations
 
+import ssl
 import sys
 
 from celery import Celery, signals
@@ -54,7 +55,7 @@ def _configure(sender: Celery, **_: object) -> None:
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
     if url.startswith("rediss://"):
-        sender.conf.broker_use_ssl = {"ssl_cert_reqs": "required"}
+        sender.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED if settings.redis_tls_verify else ssl.CERT_NONE}
 
 
 @signals.worker_init.connect

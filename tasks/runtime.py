@@ -82,6 +82,6 @@ def _runtime(pid: int) -> Runtime:
 
 
 def _build(settings: Settings) -> Runtime:
-    client = store.redis_client(store.broker_url(settings))
+    client = store.client_for(settings)
     return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings)),
                    DeadLetters(client), os.getpid(), LiveRuleSet(settings.rules_path))

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
             sys.exit(4)  # gunicorn's "app failed to load": the arbiter stops instead of respawning
         init_sentry(settings, "web")
     if intake is None:
-        client = store.redis_client(store.broker_url(settings), socket_timeout=0.5)
+        client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
     rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
     if listens is None:
