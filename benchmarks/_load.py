@@ -94,6 +94,7 @@ def _drive(host: str, port: int, requests: list[bytes], connections: int,
         for key, _ in sel.select(timeout=5.0) or [(None, None)]:
             if key is None:  # nothing answered for 5 s: give up on what is in flight
                 out.errors += len(sel.get_map())
+                out.seconds = max(0.0, min(last, stop_at) - warm_end)
                 return out
             conn = key.data
             chunk = conn.sock.recv(65536)

@@ -41,16 +41,17 @@ def summarise(targets: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def ratios(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float]]:
-    """(broker, project/(c) req/s, project/(c) p99, project/(a) req/s) for each broker measured."""
+def ratios(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float, float]]:
+    """(broker, project/(c) req/s, project/(c) p99, project/(a) req/s, project/(b) req/s) per broker."""
     by_name = {r["name"]: r for r in rows}
     bare = next(r for r in rows if r["name"].startswith("(a)"))
     out = []
     for label in ("Redis", "embedded"):
         project, celery = by_name.get(f"project, {label}"), by_name.get(f"(c) + Celery send_task, {label}")
-        if project and celery and celery["rate"] and celery["p99"] and bare["rate"]:
+        lpush = by_name.get(f"(b) + LPUSH, {label}")
+        if project and celery and lpush and celery["rate"] and celery["p99"] and bare["rate"] and lpush["rate"]:
             out.append((label, project["rate"] / celery["rate"], project["p99"] / celery["p99"],
-                        project["rate"] / bare["rate"]))
+                        project["rate"] / bare["rate"], project["rate"] / lpush["rate"]))
     return out
 
 
@@ -84,23 +85,26 @@ def section(rows: list[dict[str, Any]], described: str, redis_up: bool, rounds: 
         f"visited in turn; up to {pool:,} unique, signed real deliveries per load. Every target is served by "
         "gunicorn with the Procfile's web flags. Broker: " + ("a local Redis (one db, flushed before each load) "
         "and " if redis_up else "") + "the embedded redis-server over its unix socket.", "",
-        "| target | req/s | p50 ms | p99 ms | non-2xx | 202 answered | on broker | lost |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | req/s | p50 ms | p99 ms | non-2xx | 202 queued | 202 ignored | on broker | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         broker = f"{r['on_broker']:,}" if "on_broker" in r else "n/a"
         lost = (f"{r['lost']}" + (f" (+{r['extra']} extra)" if r["extra"] else "")) if "lost" in r else "n/a"
         lines.append(f"| {r['name']} | {r['rate']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['non2xx']} "
-                     f"| {r['queued']:,} | {broker} | {lost} |")
-    lines += ["", "| broker | project/(c) req/s | project/(c) p99 | project/(a) req/s | goal "
-              f"(≥ {GOAL_RATE}× req/s, ≤ {GOAL_P99}× p99, 0 lost) |", "|---|---:|---:|---:|---|"]
-    for label, rate, p99, vs_bare in ratios(rows):
+                     f"| {r['queued']:,} | {r['ignored']:,} | {broker} | {lost} |")
+    lines += ["", "| broker | project/(c) req/s | project/(c) p99 | project/(a) req/s | project/(b) req/s | goal "
+              f"(≥ {GOAL_RATE}× (c) req/s, ≤ {GOAL_P99}× (c) p99, 0 lost) |", "|---|---:|---:|---:|---:|---|"]
+    for label, rate, p99, vs_bare, vs_lpush in ratios(rows):
         lost = sum(r.get("lost", 0) for r in rows if r["name"].endswith(label))
         met = rate >= GOAL_RATE and p99 <= GOAL_P99 and lost == 0
-        lines.append(f"| {label} | {rate:.2f} | {p99:.2f} | {vs_bare:.2f} | {'met' if met else 'NOT met'} |")
+        lines.append(f"| {label} | {rate:.2f} | {p99:.2f} | {vs_bare:.2f} | {vs_lpush:.2f} "
+                     f"| {'met' if met else 'NOT met'} |")
     lines += ["", "(a) verifies the HMAC and answers; (b) adds one LPUSH of the raw body; (c) parses the body "
               "and calls Celery `send_task`; the project adds the envelope check, dedupe and the receive "
-              "record (one Lua call). \"lost\" counts 202s whose message was not on the broker after the load.", ""]
+              "record (one Lua call); it runs with a one-rule set that listens to every event, so every delivery is "
+              "enqueued as in the baselines. \"lost\" counts queued 202s whose message was not on the broker "
+              "after the load.", ""]
     return "\n".join(lines)
 
 
