@@ -9,6 +9,7 @@ Markdown table, for docs/performance.md.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def main() -> None:
         finally:
             server.stop()
         print(f"| {workers} | {threads} | " + " | ".join(cells) + f" | {memory:.0f} |", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
