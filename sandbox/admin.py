@@ -43,8 +43,8 @@ class Faults:
         if not isinstance(spec.get("path"), str):
             raise ValueError("a fault needs a path pattern")
         status = spec.get("status")
-        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
-            raise ValueError("status must be an HTTP error code (400-599)")
+        if status is not None and not (isinstance(status, int) and 200 <= status <= 599):
+            raise ValueError("status must be an HTTP status code (200-599; 2xx with a body: a malformed answer)")
         times = spec.get("times", 1)
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or null (until cleared)")

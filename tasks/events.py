@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+import redis
 import sentry_sdk
 
 from automation import evaluate
@@ -51,6 +52,13 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) 
         outcome = _failed(self, rt, envelope, run, exc)
     except LoopSuspected as exc:
         outcome = _dead_letter(rt, envelope, run, "loop suspected", str(exc), exc.rule_ids)
+    except redis.RedisError:
+        raise self.retry(countdown=5, max_retries=None)  # the store blinked: try again, lose nothing
+    except Exception as exc:  # a bug, not bad input: keep the event for replay once fixed
+        sentry_sdk.capture_exception(exc)
+        log.exception("event %s failed unexpectedly", envelope.get("id"))
+        outcome = _dead_letter(rt, envelope, run, "internal error", f"{type(exc).__name__}: {exc}",
+                               run.current_rules, report=False)
     finally:
         rt.api.remove_listener(run.on_call)
     run.finish(outcome)
@@ -81,6 +89,9 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         item = None
         if fetch is not None:
             item = rt.api.request("GET", fetch.path, params=list(fetch.params))
+            if not isinstance(item, dict) or "id" not in item:
+                raise PreprError("unexpected answer: not a resource object", status=200, method="GET",
+                                 path=fetch.path, body_excerpt=str(item)[:200], retryable=True)
             run.fetched = fetch.to_json()
         evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=state.last_fired(),
                               channels=rt.channels() if _needs_channels(rules, envelope) else None,
@@ -115,7 +126,7 @@ def _failed(task: Any, rt: Runtime, envelope: dict[str, Any], run: Run, exc: Pre
 
 
 def _dead_letter(rt: Runtime, envelope: dict[str, Any], run: Run, reason: str, error: str,
-                 rule_ids: list[str], exc: PreprError | None = None) -> str:
+                 rule_ids: list[str], exc: PreprError | None = None, report: bool = True) -> str:
     letter = DeadLetter(
         event_id=str(envelope["id"]), reason=reason, task="tasks.process_event", args=[envelope],
         rule_id=",".join(rule_ids) or None, attempts=run.attempt, error=error,
@@ -123,9 +134,10 @@ def _dead_letter(rt: Runtime, envelope: dict[str, Any], run: Run, reason: str, e
         response={"status": exc.status, "body_excerpt": exc.body_excerpt} if exc else None,
     )
     letter_id = rt.dead.add(letter)
-    with sentry_sdk.new_scope() as scope:  # one report per final failure, none per retry
-        scope.set_tag("event", str(envelope.get("event")))
-        scope.set_context("dead_letter", {"id": letter_id, "reason": reason, "rule_id": letter.rule_id})
-        sentry_sdk.capture_message(f"event dead-lettered: {reason}", level="error")
+    if report:
+        with sentry_sdk.new_scope() as scope:  # one report per final failure, none per retry
+            scope.set_tag("event", str(envelope.get("event")))
+            scope.set_context("dead_letter", {"id": letter_id, "reason": reason, "rule_id": letter.rule_id})
+            sentry_sdk.capture_message(f"event dead-lettered: {reason}", level="error")
     log.error("event %s dead-lettered (%s): %s [letter %s]", envelope["id"], reason, error, letter_id)
     return f"dead-lettered: {reason} (letter {letter_id})"

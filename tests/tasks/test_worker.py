@@ -217,3 +217,23 @@ def test_a_broken_rule_edit_never_stops_a_running_worker(service: Service) -> No
     assert [r["rule_id"] for r in trace["run"]["evaluation"]["rules"]] == ["football-sport"]
     assert worker.poll() is None and tag_names(service.item(item_id)) == tags_before
     assert "not loaded" in open(worker.log_path).read()  # type: ignore[attr-defined]
+
+
+def test_an_unexpected_answer_dead_letters_the_event_instead_of_losing_it(service: Service) -> None:
+    service.rules(FOOTBALL)
+    worker = service.start_worker(TASK_MAX_RETRIES="1")
+    item_id = _football(service)
+    service.sandbox.fault(f"/publications/{item_id}", method="GET", status=200, body=["not", "an", "item"],
+                          times=2)
+    trace = service.wait(service.send("content_item.changed", item_id))
+    assert trace["run"]["outcome"].startswith("dead-lettered: retries exhausted")
+    assert trace["run"]["error"]["message"] == "unexpected answer: not a resource object"
+    assert worker.poll() is None
+    letters = service.cli("dead-letters", "list", "--json").stdout.splitlines()
+    assert len(letters) == 1
+    replay = service.cli("dead-letters", "replay")  # the answer is sane again: replay completes it
+    assert replay.returncode == 0
+    deadline = time.monotonic() + 30
+    while "sport" not in tag_names(service.item(item_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
