@@ -38,11 +38,15 @@ class LiveRuleSet:
     def current(self) -> RuleSet | None:
         """The rule set in force (None only if no valid set was ever loaded)."""
         now = time.monotonic()
-        if now - self._checked >= self.check_every:
-            with self._lock:
+        # One thread checks (and reloads, if files changed); the others carry on with the set in
+        # force instead of waiting, so a reload never stalls a request.
+        if now - self._checked >= self.check_every and self._lock.acquire(blocking=self._rules is None):
+            try:
                 if now - self._checked >= self.check_every:
                     self._checked = now
                     self._reload()
+            finally:
+                self._lock.release()
         return self._rules
 
     def _reload(self) -> None:
