@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import redis
+import sentry_sdk
 
 from prepr_automation.store import PREFIX
 
@@ -46,11 +47,19 @@ class DeadLetters:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def add(self, letter: DeadLetter) -> str:
+    def add(self, letter: DeadLetter, report: bool = True) -> str:
+        """Keep the letter; report it to Sentry (when configured) as the one event of this failure."""
         with self.client.pipeline() as pipe:
             pipe.set(_key(letter.id), json.dumps(letter.to_json()))
             pipe.zadd(INDEX, {letter.id: letter.at})
             pipe.execute()
+        if report:
+            with sentry_sdk.new_scope() as scope:  # one report per final failure, none per retry
+                scope.set_tag("task", letter.task)
+                scope.set_context("dead_letter", {"id": letter.id, "event_id": letter.event_id,
+                                                  "reason": letter.reason, "rule_id": letter.rule_id,
+                                                  "status": (letter.response or {}).get("status")})
+                sentry_sdk.capture_message(f"dead-lettered: {letter.reason}", level="error")
         return letter.id
 
     def get(self, letter_id: str) -> DeadLetter | None:

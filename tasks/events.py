@@ -56,7 +56,7 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) 
         raise self.retry(countdown=5, max_retries=None)  # the store blinked: try again, lose nothing
     except Exception as exc:  # a bug, not bad input: keep the event for replay once fixed
         sentry_sdk.capture_exception(exc)
-        log.exception("event %s failed unexpectedly", envelope.get("id"))
+        log.warning("event %s failed unexpectedly", envelope.get("id"), exc_info=True)  # reported above
         outcome = _dead_letter(rt, envelope, run, "internal error", f"{type(exc).__name__}: {exc}",
                                run.current_rules, report=False)
     finally:
@@ -133,11 +133,7 @@ def _dead_letter(rt: Runtime, envelope: dict[str, Any], run: Run, reason: str, e
         request={"method": exc.method, "path": exc.path} if exc and exc.method else run.last_request,
         response={"status": exc.status, "body_excerpt": exc.body_excerpt} if exc else None,
     )
-    letter_id = rt.dead.add(letter)
-    if report:
-        with sentry_sdk.new_scope() as scope:  # one report per final failure, none per retry
-            scope.set_tag("event", str(envelope.get("event")))
-            scope.set_context("dead_letter", {"id": letter_id, "reason": reason, "rule_id": letter.rule_id})
-            sentry_sdk.capture_message(f"event dead-lettered: {reason}", level="error")
-    log.error("event %s dead-lettered (%s): %s [letter %s]", envelope["id"], reason, error, letter_id)
+    letter_id = rt.dead.add(letter, report=report)
+    # a warning: the report above is the one Sentry event for this failure
+    log.warning("event %s dead-lettered (%s): %s [letter %s]", envelope["id"], reason, error, letter_id)
     return f"dead-lettered: {reason} (letter {letter_id})"
