@@ -237,3 +237,17 @@ def test_an_unexpected_answer_dead_letters_the_event_instead_of_losing_it(servic
     while "sport" not in tag_names(service.item(item_id)):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_explain_fetch_reads_the_item_and_never_writes(service: Service, tmp_path) -> None:
+    item_id = _football(service)
+    event = tmp_path / "event.json"
+    event.write_text(__import__("json").dumps({"id": "e1", "event": "content_item.changed", "payload": {"id": item_id}}))
+    service.rules(FOOTBALL)
+    service.sandbox.clear_requests()
+    result = service.cli("explain", str(event), "--rules", str(service.rules_path), "--fetch", "--json")
+    assert result.returncode == 0, result.stderr
+    explained = __import__("json").loads(result.stdout)
+    assert [(c["method"], c["path"]) for c in explained["evaluation"]["plan"]] == [("PUT", f"/publications/{item_id}")]
+    assert {c["method"] for c in service.calls()} == {"GET"}  # read the item, wrote nothing
+    assert "sport" not in tag_names(service.item(item_id))
