@@ -87,15 +87,23 @@ class Processes:
 
     def stop(self, proc: subprocess.Popen, sig: int = 15, timeout: float = 15) -> None:
         if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
+            self._signal(proc, sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+                self._signal(proc, 9)
                 proc.wait(5)
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen, sig: int) -> None:
+        """The whole group when the process leads one (start()), else the process alone."""
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
 
     def close(self) -> None:
         for proc in reversed(self.procs):
