@@ -16,3 +16,11 @@ ALL.append(sandbox_command)
 from .rules_cli import COMMANDS as RULE_COMMANDS  # noqa: E402
 
 ALL.extend(RULE_COMMANDS)
+
+from .send import send  # noqa: E402
+
+ALL.append(send)
+
+from tasks.backfill_cli import backfill  # noqa: E402
+
+ALL.append(backfill)

@@ -16,6 +16,7 @@ import sentry_sdk
 from automation import evaluate
 from prepr.errors import PreprError
 
+from .backfill import scoped
 from .celery_app import app
 from .deadletters import DeadLetter
 from .execute import ItemBusy, LoopSuspected, Run, execute_plan, resource_of
@@ -73,6 +74,10 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
     if own_write(envelope, settings.automation_user_id):
         return "skipped: performed by the automation"
     rules = rt.rules
+    if envelope.get("backfill"):  # a backfill job runs its one rule (see tasks.backfill)
+        rules = scoped(rules, envelope)
+        if rules is None:
+            return "ignored: the backfilled rule no longer listens to this event"
     if not rules.rules_for(str(envelope["event"])):
         return "ignored: no enabled rule listens to this event"
     resource, item_id = resource_of(envelope)
