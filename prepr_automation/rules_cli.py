@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from automation import Evaluation, FetchPlan, RuleSetError, evaluate, load_rules
+from automation.traces import rule_lines, short
 
 from .settings import load_settings
 
@@ -86,26 +86,6 @@ def explain(event_file: str, rules_path: str | None, fetch: bool, as_json: bool)
     _print(Console(highlight=False, soft_wrap=True), envelope, plan, fetch, result)
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _tree(console: Console, node: dict | None, depth: int) -> None:
-    pad = "  " * depth
-    if node is None:
-        console.print(f"{pad}[dim](no conditions: always)[/dim]")
-        return
-    mark = "[green]✓[/green]" if node["outcome"] else "[red]✗[/red]"
-    if "op" in node:
-        console.print(f"{pad}{mark} {node['op']}")
-        for child in node["children"]:
-            _tree(console, child, depth + 1)
-        return
-    console.print(f"{pad}{mark} {escape(node['field'])} {node['operator']} {escape(_short(node['expected']))}"
-                  f"  [dim]actual:[/dim] {escape(_short(node['actual']))}")
-
-
 def _print(console: Console, envelope: dict, plan: FetchPlan | None, fetched: bool, result: Evaluation) -> None:
     console.print(f"[bold]{escape(result.event)}[/bold]  event id {escape(str(envelope.get('id')))}"
                   f"  {result.resource} {escape(str(result.item_id))}")
@@ -118,17 +98,10 @@ def _print(console: Console, envelope: dict, plan: FetchPlan | None, fetched: bo
                       f"{', '.join(plan.missing)}; {how}[/dim]")
     if not result.rules:
         console.print("[yellow]no enabled rule listens to this event[/yellow]")
-    colours = {"fired": "green", "not_matched": "dim", "throttled": "yellow", "error": "red", "stopped": "dim"}
     for rule in result.rules:
-        tag = " dry run" if rule.dry_run else ""
-        console.print(f"\n[bold]rule {escape(rule.rule_id)}[/bold] "
-                      f"[{colours[rule.status]}]{rule.status}{tag}[/{colours[rule.status]}]")
-        if rule.status != "stopped":
-            _tree(console, rule.condition, 1)
-        for shown in rule.rendered:
-            console.print(f"  [cyan]→[/cyan] {escape(_short(shown, 200))}")
-        for error in rule.errors:
-            console.print(f"  [red]error:[/red] {escape(error)}")
+        console.print()
+        for line in rule_lines(rule.to_json()):
+            console.print(escape(line))
     console.print(f"\n[bold]API calls ({len(result.plan)})[/bold]" + ("" if result.plan else ": none"))
     for call in result.plan:
         query = "&".join(f"{k}={v}" for k, v in call.params or ())
@@ -140,7 +113,7 @@ def _print(console: Console, envelope: dict, plan: FetchPlan | None, fetched: bo
         if call.body is not None:
             console.print("    " + escape(json.dumps(call.body, ensure_ascii=False, default=str)))
         if call.meta:
-            console.print(f"    [dim]{escape(_short(call.meta, 200))}[/dim]")
+            console.print(f"    [dim]{escape(short(call.meta, 200))}[/dim]")
 
 
 COMMANDS = [validate, explain]

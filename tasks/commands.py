@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import click
 
+from automation.traces import rule_lines
 from prepr_automation.settings import load_settings
 
 from . import backups
@@ -45,8 +46,7 @@ def describe(event_id: str, record: dict) -> list[str]:
     if fetched:
         lines.append(f"  fetched {fetched['path']} fields={','.join(fetched['fields'])} (missing: {', '.join(fetched['missing'])})")
     for rule in (run.get("evaluation") or {}).get("rules", []):
-        lines.append(f"  rule {rule['rule_id']}: {rule['status']}" + (f"  errors: {rule['errors']}" if rule.get("errors") else ""))
-        lines += [f"    {line}" for line in _conditions(rule.get("condition"))]
+        lines += [f"  {line}" for line in rule_lines(rule)]
     for call in run.get("calls", []):
         lines.append(f"  sent {call['method']} {call['path']} -> {call.get('status') or call.get('error')} ({call['ms']} ms)")
     for planned in run.get("planned", []):
@@ -56,20 +56,6 @@ def describe(event_id: str, record: dict) -> list[str]:
     for key, bulk in sorted((k, v) for k, v in record.items() if k.startswith("bulk:")):
         lines.append(f"  {key}: {bulk.get('outcome')}" + (f"  backup {bulk['backup_id']}" if bulk.get("backup_id") else ""))
     return lines
-
-
-def _conditions(node: dict | None, depth: int = 0) -> list[str]:
-    if not node:
-        return []
-    mark = "yes" if node.get("outcome") else "no "
-    if "children" in node:
-        out = [f"{'  ' * depth}{mark} {node['op']}:"]
-        for child in node["children"]:
-            out += _conditions(child, depth + 1)
-        return out
-    actual = json.dumps(node.get("actual"), default=str)
-    actual = actual if len(actual) <= 80 else actual[:77] + "..."
-    return [f"{'  ' * depth}{mark} {node['field']} {node['operator']} {json.dumps(node.get('expected'))}  (actual: {actual})"]
 
 
 @click.group("dead-letters")

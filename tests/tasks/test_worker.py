@@ -199,7 +199,7 @@ def test_trace_command_shows_the_run(service: Service) -> None:
     assert [c["method"] for c in trace["run"]["calls"]] == ["GET", "PUT"]
     assert service.sandbox.token not in shown.stdout
     text = service.cli("trace", event_id).stdout
-    assert "rule football-sport: fired" in text and "yes q fz \"football\"" in text
+    assert "rule football-sport fired" in text and "✓ q fz \"football\"" in text
     assert "sent PUT /publications/" in text and "outcome: done: 1 call(s) sent" in text
 
 
