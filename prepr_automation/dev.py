@@ -149,7 +149,7 @@ Try it (in another terminal, from this folder):
      {cmd} trace EVENT_ID          or  curl -H 'Authorization: Bearer {admin}' {web}/events/EVENT_ID
   4. Dry-run the rules against the article, without writing:
      PREPR_API_URL={sandbox} PREPR_ACCESS_TOKEN={token} {cmd} explain {_event_file(data_dir, item)} --rules {_rel(rules)} --fetch
-  5. Send a signed event yourself:
+  5. Send a signed event yourself (a demo article's; send it twice: the second is a "duplicate"):
      {curl_line(web, EXAMPLE_EVENT, secret)}
 
 Edit the rules under rules/ (check them with `{cmd} validate`); web and worker pick up changes.
