@@ -56,6 +56,7 @@ class RuleSet:
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_index", EventIndex([(i, r.on) for i, r in enumerate(active)]))
         object.__setattr__(self, "_by_event", {})
+        object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
 
     @property
     def enabled(self) -> tuple[Rule, ...]:
@@ -74,7 +75,7 @@ class RuleSet:
         return hit
 
     def get(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self._by_id.get(rule_id)  # type: ignore[attr-defined]
 
     def changed_fields(self, event: str) -> list:
         seen: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """PreprClient: the only way the service talks to Prepr's REST and tracking APIs.
 
-One pooled `requests.Session`, Bearer auth in a header (never in a URL, so it cannot leak into
+One pooled HTTP transport (transport.py), Bearer auth in a header (never in a URL, so it cannot leak into
 logs or errors), connect/read timeouts, a shared rate limiter, and typed errors. It never
 retries by itself: the worker owns the retry policy and gets `retryable` / `retry_after` from
 each PreprError. Every call is reported to the listeners (method, path, status, elapsed ms) so
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import requests
-
 from .errors import PreprConnectionError, PreprError, PreprNotFound, error_class
 from .filters import encode_filter
 from .ratelimit import RateLimiter
+from .transport import Answer, Transport, TransportError
 
 log = logging.getLogger("prepr.client")
 
@@ -70,7 +70,7 @@ class PreprClient:
 
     def __init__(self, api_url: str, token: str, tracking_url: str = "https://tracking.prepr.io", *,
                  rate_limiter: RateLimiter | None = None, timeout: float | tuple[float, float] = (3.05, 15),
-                 session: requests.Session | None = None,
+                 transport: Transport | None = None,
                  on_call: Callable[[CallRecord], None] | None = None,
                  user_agent: str = "prepr-automation") -> None:
         if not token:
@@ -79,10 +79,7 @@ class PreprClient:
         self.tracking_url = tracking_url.rstrip("/")
         self.rate_limiter = rate_limiter
         self.timeout = timeout
-        self.session = session or requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.transport = transport or Transport(timeout)
         self._auth = {"Authorization": f"Bearer {token}"}
         self._token = token
         self.user_agent = user_agent
@@ -112,24 +109,21 @@ class PreprClient:
             self.rate_limiter.acquire()
         started = time.perf_counter()
         try:
-            response = self.session.request(method, url, params=params, json=json, headers=headers,
-                                            timeout=self.timeout)
-        except requests.Timeout as exc:
-            self._report(method, path, None, started, "timeout")
-            raise PreprConnectionError(f"timed out: {type(exc).__name__}", method=method, path=path) from None
-        except requests.RequestException as exc:
-            self._report(method, path, None, started, type(exc).__name__)
-            raise PreprConnectionError(f"no answer: {type(exc).__name__}", method=method, path=path) from None
-        self._report(method, path, response.status_code, started, None)
+            response = self.transport.request(method, url, params, json, headers)
+        except TransportError as exc:
+            self._report(method, path, None, started, "timeout" if exc.timeout else str(exc))
+            what = "timed out" if exc.timeout else "no answer"
+            raise PreprConnectionError(f"{what}: {exc}", method=method, path=path) from None
+        self._report(method, path, response.status, started, None)
         self._observe_rate_headers(response)
-        if response.status_code >= 400:
+        if response.status >= 400:
             raise self._error(method, path, response)
         if not expect_json or not response.content:
             return None
         try:
             return response.json()
         except ValueError:
-            raise PreprError("answer is not JSON", status=response.status_code, method=method, path=path,
+            raise PreprError("answer is not JSON", status=response.status, method=method, path=path,
                              body_excerpt=self._scrub(response.text), retryable=False) from None
 
     def _report(self, method: str, path: str, status: int | None, started: float, error: str | None) -> None:
@@ -142,10 +136,10 @@ class PreprClient:
             except Exception:  # an observer must never break a call
                 log.exception("call listener failed")
 
-    def _observe_rate_headers(self, response: requests.Response) -> None:
+    def _observe_rate_headers(self, response: Answer) -> None:
         if self.rate_limiter is None:
             return
-        if response.status_code == 429:
+        if response.status == 429:
             self.rate_limiter.block(_retry_after(response.headers) or 1.0)
         elif response.headers.get("X-Prepr-RateLimit-Remaining") == "0":
             wait = _retry_after(response.headers)
@@ -155,8 +149,8 @@ class PreprClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")[:500]
 
-    def _error(self, method: str, path: str, response: requests.Response) -> PreprError:
-        status = response.status_code
+    def _error(self, method: str, path: str, response: Answer) -> PreprError:
+        status = response.status
         cls = error_class(status)
         retry_after = _retry_after(response.headers) if status == 429 or status >= 500 else None
         if status == 429 and retry_after is None:
@@ -274,4 +268,4 @@ class PreprClient:
         self.request("POST", "/events", json=body, base_url=self.tracking_url, expect_json=False)
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()

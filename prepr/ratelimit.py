@@ -1,7 +1,7 @@
 """One request budget for every process that talks to Prepr.
 
 Prepr counts requests per token, not per process, so the budget lives in Redis, on Redis's own
-clock, in two steps per `acquire()`:
+clock, in two steps per `acquire()` (one Lua call in all when no wait is needed):
 
 1. Pacing (GCRA, "virtual scheduling"): one Lua call reserves the next free slot, `interval`
    after the previous one, and says how long to sleep for it. Slots are spaced evenly, so the
@@ -39,11 +39,7 @@ redis.call('SET', KEYS[1], string.format('%.0f', horizon), 'PX', math.floor((hor
 return tostring(slot - now)
 """
 
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
+_ADMIT_BODY = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then return tostring(blocked - now) end
@@ -55,6 +51,26 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
 return '0'
 """
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+"""
+_ADMIT = _NOW + _ADMIT_BODY
+
+# Both steps in one round trip for the common case: when the reserved slot is now, admission
+# is tried at once (KEYS: log, blocked, tat; ARGV: window, limit, member, interval). A positive
+# answer prefixed "r" is the reservation's wait: sleep, then admit() as usual.
+_ACQUIRE = _NOW + """
+local interval = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+local blocked0 = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slot = math.max(tat, now, blocked0)
+local horizon = slot + interval
+redis.call('SET', KEYS[3], string.format('%.0f', horizon), 'PX', math.floor((horizon - now) / 1000) + 1000)
+if slot > now then return 'r' .. tostring(slot - now) end
+""" + _ADMIT_BODY
 
 _BLOCK = """
 local t = redis.call('TIME')
@@ -93,6 +109,7 @@ class RateLimiter:
             self._admit = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
             self._reserve = redis.register_script(_RESERVE)  # type: ignore[attr-defined]
             self._block = redis.register_script(_BLOCK)  # type: ignore[attr-defined]
+            self._acquire = redis.register_script(_ACQUIRE)  # type: ignore[attr-defined]
 
     def reserve(self) -> float:
         """Reserve the next slot; return seconds to wait before using it."""
@@ -124,9 +141,23 @@ class RateLimiter:
 
     def acquire(self) -> float:
         """Wait for a slot and admission; return how long we waited (seconds)."""
-        waited = self.reserve()
+        if self.redis is None:
+            waited = self.reserve()
+            wait = -1.0
+        else:  # reserve, and admit when no wait is needed, in one Lua call
+            answer = self._acquire(keys=[self.keys[2], self.keys[1], self.keys[0]],
+                                   args=[self.window_us, self.limit, uuid.uuid4().hex, self.interval_us])
+            answer = answer.decode() if isinstance(answer, bytes) else str(answer)
+            reserved = answer.startswith("r")
+            waited = float(answer[1:]) / 1_000_000 if reserved else 0.0
+            wait = -1.0 if reserved else float(answer) / 1_000_000
+            if not reserved and wait <= 0:
+                return 0.0
         if waited > 0:
             self._sleep(waited)
+        if wait > 0:
+            self._sleep(wait)
+            waited += wait
         while (wait := self.admit()) > 0:
             self._sleep(wait)
             waited += wait

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 from .settings import Settings
 
-SECRET_WORDS = ("authorization", "signature", "token", "secret", "password", "dsn", "cookie", "key")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"]+")
+SECRET_WORDS = ("authorization", "signature", "token", "secret", "password", "dsn", "cookie", "api_key", "apikey",
+                "access_key", "private_key")
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"\\]+")  # a backslash ends it too: JSON escapes stay intact
 FILTERED = "[Filtered]"
 
 
@@ -21,11 +23,17 @@ def secret_values(settings: Settings) -> list[str]:
     return [v for v in values if v and len(v) >= 4]
 
 
+@lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
 def scrub(value: Any, secrets: list[str]) -> Any:
     """Replace secret-named keys and any known secret value, at any depth."""
     if isinstance(value, dict):
-        return {k: (FILTERED if isinstance(k, str) and any(w in k.lower() for w in SECRET_WORDS)
-                    else scrub(v, secrets)) for k, v in value.items()}
+        return {k: (FILTERED if isinstance(k, str) and _secret_key(k) else scrub(v, secrets))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(scrub(v, secrets) for v in value)
     if isinstance(value, str):
@@ -34,6 +42,15 @@ def scrub(value: Any, secrets: list[str]) -> Any:
             text = text.replace(secret, FILTERED)
         return text
     return value
+
+
+def scrub_text(text: str, secrets: list[str]) -> str:
+    """The cheap form for text we produce ourselves (traces): bearer values and known secrets."""
+    text = _BEARER.sub(r"\1" + FILTERED, text)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, FILTERED)
+    return text
 
 
 def before_send_factory(settings: Settings):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
@@ -27,7 +26,6 @@ def sandbox_command(port: int, host: str, data_dir: str, seed_file: str | None, 
 
     if webhook_url and not webhook_secret:
         raise click.UsageError("--webhook-url needs --webhook-secret (SANDBOX_WEBHOOK_SECRET)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(port, data_dir, host=host, user_id=user_id or os.environ.get("PREPR_AUTOMATION_USER_ID"),
           webhook_url=webhook_url, webhook_secret=webhook_secret, seed_file=seed_file,
           ready=lambda url: click.echo(f"Prepr sandbox listening on {url}", err=True))

@@ -49,6 +49,12 @@ def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = 
             request={"method": exc.method, "path": exc.path},
             response={"status": exc.status, "body_excerpt": exc.body_excerpt}, error=str(exc)))
         record["outcome"] = f"dead-lettered (letter {letter})"
+    except Exception as exc:  # a bug, not bad input: keep the job for replay once fixed
+        log.warning("bulk job for event %s failed unexpectedly", event_id, exc_info=True)
+        letter = rt.dead.add(DeadLetter(event_id=event_id, reason="internal error", task="tasks.run_bulk",
+                                        args=[call, event_id], rule_id=rule_id, error=f"{type(exc).__name__}: {exc}",
+                                        attempts=self.request.retries + 1))
+        record["outcome"] = f"dead-lettered (letter {letter})"
     finally:
         rt.api.remove_listener(listener)
     _write(rt, event_id, kind, record, calls)

@@ -19,8 +19,8 @@ from prepr.errors import PreprError
 from .backfill import scoped
 from .celery_app import app
 from .deadletters import DeadLetter
-from .execute import ItemBusy, LoopSuspected, Run, execute_plan, resource_of
-from .itemstate import ItemState
+from .execute import LoopSuspected, Run, execute_plan, resource_of
+from .itemstate import ItemBusy, ItemState
 from .retry import countdown
 from .runtime import RulesUnavailable, Runtime, runtime
 
@@ -62,8 +62,9 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) 
                                run.current_rules, report=False)
     finally:
         rt.api.remove_listener(run.on_call)
-    run.finish(outcome)
-    rt.traces.write(str(envelope["id"]), "run", run.to_json())
+    if not run.traced:
+        run.finish(outcome)
+        rt.traces.write(str(envelope["id"]), "run", run.to_json())
     resource, item_id = resource_of(envelope)
     log.info("event %s %s %s %s: %s", envelope["id"], envelope.get("event"), resource, item_id, outcome)
     return outcome
@@ -85,11 +86,8 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         return "ignored: the payload has no item id"
     state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
                       loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
-    lock = state.lock(blocking_timeout=min(30, settings.visibility_timeout / 2))
-    if not lock.acquire():
-        raise ItemBusy(f"{resource} {item_id} is locked by another worker")
+    snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2))
     try:
-        snapshot = state.snapshot()
         fetch = rules.fetch_plan(envelope, snapshot=snapshot)
         item = None
         if fetch is not None:
@@ -98,19 +96,21 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
                 raise PreprError("unexpected answer: not a resource object", status=200, method="GET",
                                  path=fetch.path, body_excerpt=str(item)[:200], retryable=True)
             run.fetched = fetch.to_json()
-        evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=state.last_fired(),
+        evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=last_fired,
                               channels=rt.channels() if _needs_channels(rules, envelope) else None,
                               now=time.time())
         run.evaluation = evaluation.to_json()
         outcome = execute_plan(rt, evaluation.plan, state, run, envelope)
-        state.save_snapshot(evaluation.snapshot)
-        state.record_fired(list(evaluation.fired))
-        return outcome
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired while we worked: another worker may hold it now; nothing to undo
-            log.warning("lock for %s expired before release", item_id)
+    except BaseException:
+        state.release()
+        raise
+    run.finish(outcome)
+    throttled = [rule_id for rule_id in evaluation.fired if getattr(rules.get(rule_id), "throttle_seconds", None)]
+    # state, trace and lock release in one round trip; only throttled rules need their last firing
+    state.end(evaluation.snapshot, throttled,
+              also=lambda pipe: rt.traces.write(str(envelope["id"]), "run", run.to_json(), pipe))
+    run.traced = True
+    return outcome
 
 
 def _needs_channels(rules: Any, envelope: dict[str, Any]) -> bool:

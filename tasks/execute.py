@@ -27,10 +27,6 @@ class LoopSuspected(Exception):
         self.rule_ids = rule_ids
 
 
-class ItemBusy(Exception):
-    """Another worker holds the item's lock; the event is retried shortly."""
-
-
 def resource_of(envelope: dict[str, Any]) -> tuple[str, str | None]:
     family = str(envelope.get("event", "")).split(".", 1)[0]
     payload = envelope.get("payload") or {}
@@ -53,6 +49,7 @@ class Run:
         self.planned: list[dict[str, Any]] = []
         self.current_rules: list[str] = []
         self.error: dict[str, Any] | None = None
+        self.traced = False  # written together with the item's state (tasks.events)
         self.outcome = ""
         self.elapsed_ms = 0.0
 
@@ -69,7 +66,7 @@ class Run:
         self.elapsed_ms = round((time.time() - self.started) * 1000, 1)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "current_rules"}
+        return {k: v for k, v in vars(self).items() if k not in ("current_rules", "traced")}
 
 
 def execute_plan(rt: Runtime, plan: tuple[PlannedCall, ...], state: ItemState, run: Run,

@@ -1,23 +1,52 @@
-"""What the worker remembers per item, in the shared store.
+"""What the worker remembers per item, in the shared store, and the item's lock.
 
-- a lock, so events for one item run one at a time across all workers (owner token + expiry:
-  redis-py's Lock, released only by its owner, expiring if the owner dies);
+- the lock: events for one item run one at a time across all workers; it has an owner token
+  (only its owner releases it) and an expiry (a dead owner cannot hold it forever);
 - the loop guard: the automation's recent writes to the item, in a sliding window;
-- the last-seen snapshot (for the `changed` operator) and when each rule last fired (throttle).
+- the last-seen snapshot (for the `changed` operator) and when throttled rules last fired.
+
+An event costs two round trips here: `begin` takes the lock and reads the state in one Lua
+call; `end` writes what changed, releases the lock and lets the caller add its own writes (the
+trace) to the same pipeline.
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 import redis
-from redis.lock import Lock
 
 from prepr_automation.store import PREFIX
 
 SNAPSHOT_TTL = 90 * 24 * 3600
+FIRED_TTL = 30 * 24 * 3600
+
+# KEYS: lock, snapshot, fired  ARGV: token, expiry ms
+_BEGIN = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3])}
+end
+return {0}
+"""
+# KEYS: lock  ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+State = tuple[dict[str, Any] | None, dict[str, float]]
+
+
+@lru_cache(maxsize=8)
+def _scripts(client: redis.Redis) -> tuple[Any, Any]:
+    return client.register_script(_BEGIN), client.register_script(_RELEASE)
+
+
+class ItemBusy(Exception):
+    """Another worker holds the item's lock; the event is retried shortly."""
 
 
 class ItemState:
@@ -28,51 +57,67 @@ class ItemState:
         self.lock_timeout = lock_timeout
         self.loop_max_writes = loop_max_writes
         self.loop_window = loop_window
+        self.token = uuid.uuid4().hex
+        self._begin, self._release = _scripts(client)
+        self._loaded_snapshot: bytes | None = None
 
     def _key(self, kind: str) -> str:
         return f"{PREFIX}{kind}:{self.item_id}"
 
-    def lock(self, blocking_timeout: float = 30) -> Lock:
-        return Lock(self.client, self._key("lock"), timeout=self.lock_timeout,
-                    blocking_timeout=blocking_timeout, sleep=0.02)
+    # the lock, with the state read under it ----------------------------------------------
+    def begin(self, blocking_timeout: float = 30, poll: float = 0.02) -> State:
+        """Take the lock (waiting up to blocking_timeout) and read the state; raise ItemBusy."""
+        keys = [self._key("lock"), self._key("snap"), self._key("fired")]
+        deadline = time.monotonic() + blocking_timeout
+        while True:
+            answer = self._begin(keys=keys, args=[self.token, int(self.lock_timeout * 1000)])
+            if answer[0] == 1:
+                break
+            if time.monotonic() >= deadline:
+                raise ItemBusy(f"{self.item_id} is locked by another worker")
+            time.sleep(poll)
+        raw_snapshot, raw_fired = answer[1], answer[2]
+        self._loaded_snapshot = raw_snapshot or None
+        fired = {raw_fired[i].decode(): float(raw_fired[i + 1]) for i in range(0, len(raw_fired), 2)}
+        return (json.loads(raw_snapshot) if raw_snapshot else None), fired
+
+    def end(self, snapshot: dict[str, Any], fired: list[str],
+            also: Callable[[redis.client.Pipeline], None] = lambda pipe: None) -> None:
+        """Store what this event leaves behind, release the lock; unchanged values are not rewritten."""
+        now = time.time()
+        encoded = json.dumps(snapshot, sort_keys=True).encode()
+        with self.client.pipeline(transaction=False) as pipe:
+            if encoded != self._loaded_snapshot:
+                pipe.set(self._key("snap"), encoded, ex=SNAPSHOT_TTL)
+            if fired:
+                pipe.hset(self._key("fired"), mapping={rule_id: now for rule_id in fired})
+                pipe.expire(self._key("fired"), FIRED_TTL)
+            also(pipe)
+            self._release(keys=[self._key("lock")], args=[self.token], client=pipe)
+            pipe.execute()
+
+    def release(self) -> None:
+        """Let go without writing (the event failed); a no-op if the lock expired meanwhile."""
+        self._release(keys=[self._key("lock")], args=[self.token])
 
     # loop guard -------------------------------------------------------------------------
     def recent_writes(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         key = self._key("writes")
-        self.client.zremrangebyscore(key, 0, now - self.loop_window)
-        return int(self.client.zcard(key))
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, 0, now - self.loop_window)
+            pipe.zcard(key)
+            return int(pipe.execute()[1])
 
     def loop_suspected(self, now: float | None = None) -> bool:
         """True when one more write would exceed loop_max_writes within the window."""
         return self.recent_writes(now) >= self.loop_max_writes
 
     def record_write(self, now: float | None = None) -> None:
+        """Right after the PUT, so a failure later in the event cannot leave a write uncounted."""
         now = time.time() if now is None else now
         key = self._key("writes")
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {f"{now:.6f}:{uuid.uuid4().hex[:6]}": now})
             pipe.expire(key, self.loop_window + 60)
-            pipe.execute()
-
-    # changed / throttle -----------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any] | None:
-        raw = self.client.get(self._key("snap"))
-        return json.loads(raw) if raw else None
-
-    def save_snapshot(self, snapshot: dict[str, Any]) -> None:
-        self.client.set(self._key("snap"), json.dumps(snapshot), ex=SNAPSHOT_TTL)
-
-    def last_fired(self) -> dict[str, float]:
-        raw = self.client.hgetall(self._key("fired"))
-        return {k.decode(): float(v) for k, v in raw.items()}
-
-    def record_fired(self, rule_ids: list[str], now: float | None = None, keep: int = 30 * 24 * 3600) -> None:
-        if not rule_ids:
-            return
-        now = time.time() if now is None else now
-        key = self._key("fired")
-        with self.client.pipeline() as pipe:
-            pipe.hset(key, mapping={rule_id: now for rule_id in rule_ids})
-            pipe.expire(key, keep)
             pipe.execute()

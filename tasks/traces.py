@@ -1,8 +1,8 @@
 """Writing the worker's part of an event's trace (the receiver wrote `received`).
 
 A trace is one Redis hash per event, kept TRACE_TTL (7 days): `received`, `duplicates`, then
-`run` (the latest attempt: rules and their condition trees, fetched fields, planned and sent
-calls with status and timing, outcome), `attempts`, and `bulk:<n>` for bulk jobs.
+`run` (the latest attempt, numbered: rules and their condition trees, fetched fields, planned
+and sent calls with status and timing, outcome), and `bulk:<kind>:<rule>` for bulk jobs.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from prepr_automation import store
-from prepr_automation.observability import scrub
+from prepr_automation.observability import scrub_text
 
 
 class TraceWriter:
@@ -21,14 +21,15 @@ class TraceWriter:
         self.ttl = ttl
         self.secrets = secrets
 
-    def write(self, event_id: str, field: str, data: Any) -> None:
+    def write(self, event_id: str, field: str, data: Any, pipe: redis.client.Pipeline | None = None) -> None:
+        """Set one field of the event's trace; into `pipe` when given (the caller executes it)."""
         key = store.trace_key(event_id)
-        with self.client.pipeline() as pipe:
-            pipe.hset(key, field, json.dumps(scrub(data, self.secrets), default=str))
-            if field == "run":
-                pipe.hincrby(key, "attempts", 1)
-            pipe.expire(key, self.ttl)
-            pipe.execute()
+        value = scrub_text(json.dumps(data, default=str), self.secrets)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
+        target.hset(key, field, value)
+        target.expire(key, self.ttl)
+        if pipe is None:
+            target.execute()
 
     def read(self, event_id: str) -> dict[str, Any] | None:
         raw = self.client.hgetall(store.trace_key(event_id))
