@@ -6,7 +6,6 @@ content is still there. One lock serialises writes; Flask serves requests on man
 """
 from __future__ import annotations
 
-import copy
 import json
 import sqlite3
 import threading
@@ -29,23 +28,27 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, id TEXT NOT NULL, "
                         "seq INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id))")
         self.docs: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self.texts: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # copies come from here
         self.seq = 0
         for kind, id_, seq, doc in self.db.execute("SELECT kind, id, seq, doc FROM documents ORDER BY seq"):
             self.docs.setdefault(kind, {})[id_] = json.loads(doc)
+            self.texts.setdefault(kind, {})[id_] = doc
             self.seq = max(self.seq, seq)
 
     def empty(self) -> bool:
         return not any(self.docs.values())
 
     def get(self, kind: str, id_: str) -> dict[str, Any] | None:
+        """A private copy (decoding the stored JSON is several times faster than a deep copy)."""
         with self.lock:
-            doc = self.docs[kind].get(id_)
-            return copy.deepcopy(doc) if doc is not None else None
+            text = self.texts[kind].get(id_)
+        return json.loads(text) if text is not None else None
 
     def all(self, kind: str) -> list[dict[str, Any]]:
-        """A snapshot (deep copies), in creation order."""
+        """A snapshot (private copies), in creation order."""
         with self.lock:
-            return copy.deepcopy(list(self.docs[kind].values()))
+            texts = list(self.texts[kind].values())
+        return [json.loads(text) for text in texts]
 
     def iter_raw(self, kind: str) -> Iterator[dict[str, Any]]:
         """Read-only view for lookups under the caller's `with store.lock`."""
@@ -59,20 +62,24 @@ class Store:
             else:
                 self.seq += 1
                 seq = self.seq
+            text = json.dumps(doc)
             self.db.execute("INSERT OR REPLACE INTO documents (kind, id, seq, doc) VALUES (?, ?, ?, ?)",
-                            (kind, doc["id"], seq, json.dumps(doc)))
-            self.docs[kind][doc["id"]] = copy.deepcopy(doc)
+                            (kind, doc["id"], seq, text))
+            self.docs[kind][doc["id"]] = json.loads(text)
+            self.texts[kind][doc["id"]] = text
             return doc
 
     def delete(self, kind: str, id_: str) -> bool:
         with self.lock:
             self.db.execute("DELETE FROM documents WHERE kind=? AND id=?", (kind, id_))
+            self.texts[kind].pop(id_, None)
             return self.docs[kind].pop(id_, None) is not None
 
     def clear(self) -> None:
         with self.lock:
             self.db.execute("DELETE FROM documents")
             self.docs = {kind: {} for kind in KINDS}
+            self.texts = {kind: {} for kind in KINDS}
             self.seq = 0
 
     def close(self) -> None:
