@@ -84,18 +84,26 @@ class PreprClient:
         self._token = token
         self.user_agent = user_agent
         self.listeners: list[Callable[[CallRecord], None]] = [on_call] if on_call else []
+        self._local = threading.local()  # listeners of one thread: a task records only its own calls
         self._channels: dict[str, dict[str, Any]] | None = None
         self._channels_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PreprClient({self.api_url!r})"
 
+    def _thread_listeners(self) -> list[Callable[[CallRecord], None]]:
+        if not hasattr(self._local, "listeners"):
+            self._local.listeners = []
+        return self._local.listeners
+
     def add_listener(self, listener: Callable[[CallRecord], None]) -> None:
-        self.listeners.append(listener)
+        """Observe the calls this thread makes (concurrent tasks in one process stay apart)."""
+        self._thread_listeners().append(listener)
 
     def remove_listener(self, listener: Callable[[CallRecord], None]) -> None:
-        if listener in self.listeners:
-            self.listeners.remove(listener)
+        mine = self._thread_listeners()
+        if listener in mine:
+            mine.remove(listener)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -130,7 +138,7 @@ class PreprClient:
         record = CallRecord(method, path.split("?", 1)[0], status,
                             round((time.perf_counter() - started) * 1000, 2), error)
         log.debug("prepr %s %s -> %s in %.1f ms", record.method, record.path, status or error, record.elapsed_ms)
-        for listener in list(self.listeners):
+        for listener in [*self.listeners, *self._thread_listeners()]:
             try:
                 listener(record)
             except Exception:  # an observer must never break a call

@@ -161,3 +161,25 @@ def test_four_processes_share_the_rate_limit(sandbox, redis_url, processes):
     assert busiest <= rate, f"{busiest} requests in one second"
     assert busiest >= rate * 0.7  # and the budget is actually used
     assert stamps[-1] - stamps[0] >= (len(stamps) - 1) / rate
+
+
+def test_listeners_added_by_a_thread_see_only_that_threads_calls(sandbox):
+    import threading
+
+    client = sandbox.client()
+    seen: dict[str, list[str]] = {}
+
+    def work(name: str, path: str) -> None:
+        records: list = []
+        client.add_listener(records.append)
+        for _ in range(5):
+            client.request("GET", path)
+        client.remove_listener(records.append)
+        seen[name] = sorted({r.path for r in records})
+
+    threads = [threading.Thread(target=work, args=(n, p)) for n, p in (("a", "/channels"), ("b", "/tags"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"a": ["/channels"], "b": ["/tags"]}
