@@ -108,10 +108,12 @@ def section(rows: list[dict[str, Any]], described: str, redis_up: bool, rounds: 
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace `## Ingest` up to the next `## ` heading (or append it), leaving the rest alone."""
+def write_section(text: str, heading: str = HEADING) -> None:
+    """Replace `heading` up to the next `## ` heading (or append it), leaving the rest alone.
+
+    Every benchmark writes its own section of RESULTS.md through this."""
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(old):
         new = pattern.sub(lambda _: text + "\n", old, count=1)
     else:

@@ -61,7 +61,6 @@ from benchmarks import _report
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-RESULTS = _report.RESULTS
 HEADING = "## End to end"
 
 REDIS_URL = os.environ.get("BENCH_E2E_REDIS_URL", "redis://127.0.0.1:6379/8")
@@ -581,24 +580,13 @@ def section(phases: list[Phase], economy: Economy, described: str, workers: int)
               "|---:|---:|---:|---:|---:|---:|---:|",
               f"| {economy.events:,} | {economy.gets:,} | {economy.puts:,} | {economy.gets / n:.2f} "
               f"| {economy.puts / n:.2f} | {economy.outcomes.get('done', 0):,} | {economy.wire.get('PUT', 0):,} |", "",
-              f"Economy rule (≤ 1 GET + ≤ 1 PUT per event, 0 PUT when nothing changes): "
+              "Economy rule (≤ 1 GET + ≤ 1 PUT per event, 0 PUT when nothing changes): "
               + ("kept by every event." if not economy.breaches else
                  f"BROKEN ({len(economy.breaches)} breaches, e.g. {economy.breaches[0]})."),
               f"Task body per event (trace `elapsed_ms`): median "
               f"{median(economy.elapsed_ms) if economy.elapsed_ms else 0:.1f} ms. "
               "`python -m benchmarks.e2e --profile` breaks the task's time down (in-process, pyinstrument).", ""]
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    """Replace `## End to end` up to the next `## ` heading (or append it), leaving the rest alone."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(new.rstrip("\n") + "\n")
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -653,7 +641,7 @@ def main(write: Callable[[str], None] | None = None) -> dict[str, Any]:
                 print(f"e2e: failed; worker and sandbox logs kept in {work}", file=sys.stderr)
     text = section(phases, economy, described, concurrency(worker_args("tasks", "x")))
     print(text)
-    (write or write_section)(text)
+    (write or (lambda t: _report.write_section(t, HEADING)))(text)
     if economy.breaches:
         print(f"e2e: {len(economy.breaches)} event(s) broke the economy rule or ended otherwise than expected:\n  "
               + "\n  ".join(economy.breaches[:20]), file=sys.stderr)

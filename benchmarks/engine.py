@@ -12,8 +12,6 @@ Ratios are measured side by side in one run (batches interleaved), on the same m
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import random
 import re
 import statistics
@@ -24,10 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from automation import evaluate, load_rules
+from benchmarks import _report
 from automation.actions.auto_tag import AutoTag, Vocabulary
 from automation.actions.base import PlanContext
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Rule engine"
 CHANNELS = [{"id": "c-web", "slug": "web"}, {"id": "c-app", "slug": "app"}]
 ENVELOPE = {"id": "e1", "event": "content_item.changed", "performed_by": {"id": "u1"},
@@ -131,27 +129,6 @@ def bench_auto_tag() -> tuple[dict[str, float], dict[str, int]]:
     return side_by_side(cases, repeat=200), found
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
-
-
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    section = text.rstrip() + "\n\n"
-    new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip() + "\n\n" + section
-    RESULTS.write_text(new.rstrip() + "\n")
-
-
 def main() -> None:
     match, loads = bench_matching()
     tag, found = bench_auto_tag()
@@ -162,7 +139,7 @@ def main() -> None:
     ok2 = tms["10000"] < 2 and r_tag <= 2
     lines = [
         HEADING, "",
-        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}. "
+        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {_report.machine()}. "
         "`python -m benchmarks.engine`; medians of 7 interleaved batches.", "",
         "Event matching one rule among N (fetch plan + evaluate + planned PUT, per event):", "",
         "| rules | ms/event | × 10-rule time | load + validate (s) |", "|---:|---:|---:|---:|",
@@ -177,7 +154,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    write_section(text)
+    _report.write_section(text, HEADING)
 
 
 if __name__ == "__main__":

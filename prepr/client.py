@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass

@@ -27,19 +27,25 @@ import time
 import uuid
 from typing import Callable
 
-_RESERVE = """
+# The pacing and admission scripts take KEYS: log, blocked, tat.
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
-local slot = math.max(tat, now, blocked)
-local horizon = slot + interval
-redis.call('SET', KEYS[1], string.format('%.0f', horizon), 'PX', math.floor((horizon - now) / 1000) + 1000)
-return tostring(slot - now)
 """
-
+# ARGV: interval. Reserves the next slot; `slot - now` is the wait before using it.
+_SLOT = """
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+local blocked0 = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slot = math.max(tat, now, blocked0)
+local horizon = slot + interval
+redis.call('SET', KEYS[3], string.format('%.0f', horizon), 'PX', math.floor((horizon - now) / 1000) + 1000)
+"""
+# ARGV: -, window, limit, member. Records one request now if the window has room ('0'), else
+# answers the wait in microseconds.
 _ADMIT_BODY = """
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then return tostring(blocked - now) end
@@ -47,34 +53,17 @@ if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return tostring(math.max(1, tonumber(oldest[2]) + window - now))
 end
-redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
 return '0'
 """
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-"""
+_RESERVE = _NOW + _SLOT + "return tostring(slot - now)"
 _ADMIT = _NOW + _ADMIT_BODY
+# Both steps in one round trip for the common case: when the reserved slot is now, admission is
+# tried at once. An answer prefixed "r" is the reservation's wait: sleep, then admit() as usual.
+_ACQUIRE = _NOW + _SLOT + "if slot > now then return 'r' .. tostring(slot - now) end" + _ADMIT_BODY
 
-# Both steps in one round trip for the common case: when the reserved slot is now, admission
-# is tried at once (KEYS: log, blocked, tat; ARGV: window, limit, member, interval). A positive
-# answer prefixed "r" is the reservation's wait: sleep, then admit() as usual.
-_ACQUIRE = _NOW + """
-local interval = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
-local blocked0 = tonumber(redis.call('GET', KEYS[2]) or '0')
-local slot = math.max(tat, now, blocked0)
-local horizon = slot + interval
-redis.call('SET', KEYS[3], string.format('%.0f', horizon), 'PX', math.floor((horizon - now) / 1000) + 1000)
-if slot > now then return 'r' .. tostring(slot - now) end
-""" + _ADMIT_BODY
-
-_BLOCK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+_BLOCK = _NOW + """
 local until_us = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_us > current then
@@ -100,6 +89,7 @@ class RateLimiter:
         self.limit = max(1, int(rate))
         self.redis = redis
         self.keys = [f"prepr:ratelimit:{key}:tat", f"prepr:ratelimit:{key}:blocked", f"prepr:ratelimit:{key}:log"]
+        self._keys = [self.keys[2], self.keys[1], self.keys[0]]  # the scripts' order: log, blocked, tat
         self._sleep = sleep
         self._lock = threading.Lock()
         self._tat = 0.0
@@ -119,7 +109,7 @@ class RateLimiter:
                 slot = max(self._tat, now, self._blocked)
                 self._tat = slot + self.interval_us / 1_000_000
                 return slot - now
-        waited = self._reserve(keys=self.keys[:2], args=[self.interval_us])
+        waited = self._reserve(keys=self._keys, args=[self.interval_us])
         return max(0.0, float(waited) / 1_000_000)
 
     def admit(self) -> float:
@@ -135,8 +125,7 @@ class RateLimiter:
                     return max(1e-6, self._log[0] + self.window_us / 1_000_000 - now)
                 self._log.append(now)
                 return 0.0
-        waited = self._admit(keys=[self.keys[2], self.keys[1]],
-                             args=[self.window_us, self.limit, uuid.uuid4().hex])
+        waited = self._admit(keys=self._keys, args=[0, self.window_us, self.limit, uuid.uuid4().hex])
         return float(waited) / 1_000_000
 
     def acquire(self) -> float:
@@ -145,8 +134,8 @@ class RateLimiter:
             waited = self.reserve()
             wait = -1.0
         else:  # reserve, and admit when no wait is needed, in one Lua call
-            answer = self._acquire(keys=[self.keys[2], self.keys[1], self.keys[0]],
-                                   args=[self.window_us, self.limit, uuid.uuid4().hex, self.interval_us])
+            answer = self._acquire(keys=self._keys,
+                                   args=[self.interval_us, self.window_us, self.limit, uuid.uuid4().hex])
             answer = answer.decode() if isinstance(answer, bytes) else str(answer)
             reserved = answer.startswith("r")
             waited = float(answer[1:]) / 1_000_000 if reserved else 0.0

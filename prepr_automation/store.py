@@ -8,7 +8,6 @@ process that finds its socket alive.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from functools import lru_cache
@@ -105,8 +104,3 @@ def redis_client(url: str, socket_timeout: float = 5.0, tls_verify: bool = True)
     if parsed.scheme == "rediss":
         options["ssl_cert_reqs"] = "required" if tls_verify else "none"
     return redis.Redis.from_url(url, **options)
-
-
-def env_for_children(url: str) -> dict[str, str]:
-    """Environment that points child processes at the same store."""
-    return {**os.environ, "CELERY_BROKER_URL": url}

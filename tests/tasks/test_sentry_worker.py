@@ -13,17 +13,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.tasks.conftest import Service, find_item
+from tests.tasks.test_worker import FOOTBALL
 
-RULES = """
-version: 1
-rules:
-  - id: football-sport
-    on: [content_item.changed]
-    when:
-      q: {fz: football}
-    do:
-      - add_tags: [sport]
-"""
 
 
 class Ingest:
@@ -63,7 +54,7 @@ def ingest() -> Iterator[Ingest]:
 
 
 def test_one_sentry_report_per_final_failure_without_secrets(service: Service, ingest: Ingest) -> None:
-    service.rules(RULES)
+    service.rules(FOOTBALL)
     service.start_worker(TASK_MAX_RETRIES="2", SENTRY_DSN=f"http://publickey@127.0.0.1:{ingest.port}/1")
     item_id = find_item(service.sandbox, "Late winner")["id"]
     service.sandbox.fault(f"/publications/{item_id}", method="PUT", status=503, times=None,
