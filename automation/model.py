@@ -74,6 +74,11 @@ class RuleSet:
                 cache[event] = hit
         return hit
 
+    def needs_channels(self, event: str) -> bool:
+        """Does a rule for this event name channels (so Prepr's channel list is needed)?"""
+        return any(action.name in ("assign_channels", "remove_channels")
+                   for rule in self.rules_for(event) for action in rule.actions)
+
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)  # type: ignore[attr-defined]
 

@@ -57,7 +57,6 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
 return '0'
 """
-_RESERVE = _NOW + _SLOT + "return tostring(slot - now)"
 _ADMIT = _NOW + _ADMIT_BODY
 # Both steps in one round trip for the common case: when the reserved slot is now, admission is
 # tried at once. An answer prefixed "r" is the reservation's wait: sleep, then admit() as usual.
@@ -97,20 +96,16 @@ class RateLimiter:
         self._log: collections.deque[float] = collections.deque()
         if redis is not None:
             self._admit = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
-            self._reserve = redis.register_script(_RESERVE)  # type: ignore[attr-defined]
             self._block = redis.register_script(_BLOCK)  # type: ignore[attr-defined]
             self._acquire = redis.register_script(_ACQUIRE)  # type: ignore[attr-defined]
 
-    def reserve(self) -> float:
-        """Reserve the next slot; return seconds to wait before using it."""
-        if self.redis is None:
-            with self._lock:
-                now = time.monotonic()
-                slot = max(self._tat, now, self._blocked)
-                self._tat = slot + self.interval_us / 1_000_000
-                return slot - now
-        waited = self._reserve(keys=self._keys, args=[self.interval_us])
-        return max(0.0, float(waited) / 1_000_000)
+    def _reserve_local(self) -> float:
+        """In-process pacing (no Redis): reserve the next slot; seconds to wait before using it."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._tat, now, self._blocked)
+            self._tat = slot + self.interval_us / 1_000_000
+            return slot - now
 
     def admit(self) -> float:
         """Record one request now if the window has room (0.0); else seconds until it will."""
@@ -131,7 +126,7 @@ class RateLimiter:
     def acquire(self) -> float:
         """Wait for a slot and admission; return how long we waited (seconds)."""
         if self.redis is None:
-            waited = self.reserve()
+            waited = self._reserve_local()
             wait = -1.0
         else:  # reserve, and admit when no wait is needed, in one Lua call
             answer = self._acquire(keys=self._keys,

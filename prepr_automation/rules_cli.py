@@ -75,9 +75,7 @@ def explain(event_file: str, rules_path: str | None, fetch: bool, as_json: bool)
     plan = ruleset.fetch_plan(envelope)
     item, channels = None, None
     if fetch:
-        uses_channels = any(a.name.endswith("_channels") for r in ruleset.rules_for(envelope["event"])
-                            for a in r.actions)
-        item, channels = _fetch(plan, envelope, uses_channels)
+        item, channels = _fetch(plan, envelope, ruleset.needs_channels(envelope["event"]))
     result = evaluate(ruleset, envelope, item, channels=channels)
     if as_json:
         click.echo(json.dumps({"fetch": plan.to_json() if plan else None, "fetched": fetch,

@@ -31,6 +31,12 @@ def trace_key(event_id: str) -> str:
     return f"{PREFIX}trace:{event_id}"
 
 
+def read_trace(client: redis.Redis, event_id: str) -> dict[str, object] | None:
+    """The event's trace as JSON-able data (what GET /events/<id> and `trace` show)."""
+    raw = client.hgetall(trace_key(event_id))
+    return decode_trace(raw) if raw else None
+
+
 def decode_trace(raw: dict[bytes, bytes]) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in sorted(raw.items()):

@@ -97,7 +97,7 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
                                  path=fetch.path, body_excerpt=str(item)[:200], retryable=True)
             run.fetched = fetch.to_json()
         evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=last_fired,
-                              channels=rt.channels() if _needs_channels(rules, envelope) else None,
+                              channels=rt.channels() if rules.needs_channels(str(envelope["event"])) else None,
                               now=time.time())
         run.evaluation = evaluation.to_json()
         outcome = execute_plan(rt, evaluation.plan, state, run, envelope)
@@ -111,11 +111,6 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
               also=lambda pipe: rt.traces.write(str(envelope["id"]), "run", run.to_json(), pipe))
     run.traced = True
     return outcome
-
-
-def _needs_channels(rules: Any, envelope: dict[str, Any]) -> bool:
-    return any(getattr(action, "name", "") in ("assign_channels", "remove_channels")
-               for rule in rules.rules_for(str(envelope["event"])) for action in rule.actions)
 
 
 def _failed(task: Any, rt: Runtime, envelope: dict[str, Any], run: Run, exc: PreprError) -> str:

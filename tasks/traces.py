@@ -32,5 +32,4 @@ class TraceWriter:
             target.execute()
 
     def read(self, event_id: str) -> dict[str, Any] | None:
-        raw = self.client.hgetall(store.trace_key(event_id))
-        return store.decode_trace(raw) if raw else None
+        return store.read_trace(self.client, event_id)

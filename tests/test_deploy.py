@@ -96,4 +96,4 @@ def test_tls_redis_url_works_for_web_and_worker(processes: Processes, tls_redis:
         assert time.monotonic() < deadline, "the worker did not process the event over TLS"
         time.sleep(0.1)
     assert requests.get(url + "/health", timeout=5).json()["broker"] == "up"
-    assert KEY not in json.dumps(store.decode_trace(client.hgetall(store.trace_key("tls-1"))))
+    assert KEY not in json.dumps(store.read_trace(client, "tls-1"))

@@ -165,7 +165,6 @@ class Intake:
 
     def trace(self, event_id: str) -> dict[str, Any] | None:
         try:
-            raw = self.client.hgetall(store.trace_key(event_id))
+            return store.read_trace(self.client, event_id)
         except redis.RedisError as exc:
             raise BrokerUnavailable(type(exc).__name__) from None
-        return store.decode_trace(raw) if raw else None

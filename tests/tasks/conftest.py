@@ -61,8 +61,7 @@ class Service:
         return event_id
 
     def trace(self, event_id: str) -> dict[str, Any]:
-        raw = self.redis.hgetall(store.trace_key(event_id))
-        return store.decode_trace(raw) if raw else {}
+        return store.read_trace(self.redis, event_id) or {}
 
     def wait(self, event_id: str, timeout: float = 60, field: str = "run") -> dict[str, Any]:
         """Until the event's run reached a final outcome; returns the whole trace."""
