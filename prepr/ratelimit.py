@@ -18,6 +18,11 @@ When Prepr answers 429 anyway (another client on the same token), `block(seconds
 "blocked until" time beside the schedule and every process waits it out before its next slot.
 
 With `redis=None` the same algorithm runs in-process (one process, e.g. `explain --fetch`).
+
+`reserve_in(pipe)` lets a caller that talks to the same Redis anyway (the worker takes the
+item's lock just before its GET) carry the Lua call of its thread's next `acquire()` on its own
+round trip. The answer is used only while fresh (FRESH seconds): a slot recorded as taken must
+be used at once, or Prepr could see requests later, and closer together, than they were counted.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import collections
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 # The pacing and admission scripts take KEYS: log, blocked, tat.
 _NOW = """
@@ -72,6 +77,9 @@ return tostring(math.max(until_us, current) - now)
 """
 
 
+FRESH = 0.05  # seconds a reserved answer stays usable; well inside the 10% margin of a 1 s window
+
+
 class RateLimiter:
     """`acquire()` blocks until this caller may send one request; `block(s)` pauses everyone.
 
@@ -94,6 +102,7 @@ class RateLimiter:
         self._tat = 0.0
         self._blocked = 0.0
         self._log: collections.deque[float] = collections.deque()
+        self._reserved = threading.local()  # a thread's answer from reserve_in(), with its time
         if redis is not None:
             self._admit = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
             self._block = redis.register_script(_BLOCK)  # type: ignore[attr-defined]
@@ -123,19 +132,33 @@ class RateLimiter:
         waited = self._admit(keys=self._keys, args=[0, self.window_us, self.limit, uuid.uuid4().hex])
         return float(waited) / 1_000_000
 
+    def _acquire_args(self) -> list[Any]:
+        return [self.interval_us, self.window_us, self.limit, uuid.uuid4().hex]
+
+    def reserve_in(self, pipe: Any) -> Callable[[Any], None]:
+        """Queue this thread's next acquire() on `pipe` (a pipeline of the same Redis); call the
+        returned function with the command's answer once the pipeline has run."""
+        # EVAL, not EVALSHA: a registered script in a pipeline costs a SCRIPT EXISTS round trip
+        pipe.eval(_ACQUIRE, len(self._keys), *self._keys, *self._acquire_args())
+
+        def settle(answer: Any) -> None:
+            self._reserved.answer = (answer, time.monotonic())
+        return settle
+
     def acquire(self) -> float:
         """Wait for a slot and admission; return how long we waited (seconds)."""
         if self.redis is None:
             waited = self._reserve_local()
             wait = -1.0
-        else:  # reserve, and admit when no wait is needed, in one Lua call
-            answer = self._acquire(keys=self._keys,
-                                   args=[self.interval_us, self.window_us, self.limit, uuid.uuid4().hex])
+        else:  # reserve, and admit when no wait is needed, in one Lua call (or use reserve_in's)
+            answer, age = self._take_reserved()
+            if answer is None:
+                answer = self._acquire(keys=self._keys, args=self._acquire_args())
             answer = answer.decode() if isinstance(answer, bytes) else str(answer)
             reserved = answer.startswith("r")
-            waited = float(answer[1:]) / 1_000_000 if reserved else 0.0
-            wait = -1.0 if reserved else float(answer) / 1_000_000
-            if not reserved and wait <= 0:
+            waited = max(0.0, float(answer[1:]) / 1_000_000 - age) if reserved else 0.0
+            wait = -1.0 if reserved else max(0.0, float(answer) / 1_000_000 - age)
+            if not reserved and float(answer) <= 0:
                 return 0.0
         if waited > 0:
             self._sleep(waited)
@@ -146,6 +169,15 @@ class RateLimiter:
             self._sleep(wait)
             waited += wait
         return waited
+
+    def _take_reserved(self) -> tuple[Any, float]:
+        """This thread's reserved answer and its age, if still fresh; it is used once either way."""
+        pending = getattr(self._reserved, "answer", None)
+        if pending is None:
+            return None, 0.0
+        self._reserved.answer = None
+        age = time.monotonic() - pending[1]
+        return (pending[0], age) if age <= FRESH else (None, 0.0)
 
     def block(self, seconds: float) -> float:
         """Nobody sends before `seconds` from now (Prepr said 429); return the block left."""

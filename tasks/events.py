@@ -86,7 +86,11 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         return "ignored: the payload has no item id"
     state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
                       loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
-    snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2))
+    # the GET's rate-limit slot rides on the lock's round trip when a GET is likely (decided
+    # again under the lock, with the item's snapshot; a slot taken for nothing is rare and harmless)
+    limiter = rt.api.rate_limiter
+    ride = limiter.reserve_in if limiter and limiter.redis is not None and rules.fetch_plan(envelope) else None
+    snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2), also=ride)
     try:
         fetch = rules.fetch_plan(envelope, snapshot=snapshot)
         item = None

@@ -5,9 +5,10 @@
 - the loop guard: the automation's recent writes to the item, in a sliding window;
 - the last-seen snapshot (for the `changed` operator) and when throttled rules last fired.
 
-An event costs two round trips here: `begin` takes the lock and reads the state in one Lua
-call; `end` writes what changed, releases the lock and lets the caller add its own writes (the
-trace) to the same pipeline.
+An event costs two round trips here, plus one per write to the item: `begin` takes the lock
+and reads the state and the loop guard's count in one Lua call (under the lock nobody else
+writes the item, so the count holds for the whole event); `end` writes what changed, releases
+the lock and lets the caller add its own writes (the trace) to the same pipeline.
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ from prepr_automation.store import PREFIX
 SNAPSHOT_TTL = 90 * 24 * 3600
 FIRED_TTL = 30 * 24 * 3600
 
-# KEYS: lock, snapshot, fired  ARGV: token, expiry ms
+# KEYS: lock, snapshot, fired, writes  ARGV: token, expiry ms, start of the loop window
 _BEGIN = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3])}
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[3])
+  return {1, redis.call('GET', KEYS[2]) or false, redis.call('HGETALL', KEYS[3]), redis.call('ZCARD', KEYS[4])}
 end
 return {0}
 """
@@ -41,8 +43,8 @@ State = tuple[dict[str, Any] | None, dict[str, float]]
 
 
 @lru_cache(maxsize=8)
-def _scripts(client: redis.Redis) -> tuple[Any, Any]:
-    return client.register_script(_BEGIN), client.register_script(_RELEASE)
+def _release_script(client: redis.Redis) -> Any:
+    return client.register_script(_RELEASE)
 
 
 class ItemBusy(Exception):
@@ -58,25 +60,39 @@ class ItemState:
         self.loop_max_writes = loop_max_writes
         self.loop_window = loop_window
         self.token = uuid.uuid4().hex
-        self._begin, self._release = _scripts(client)
+        self._release = _release_script(client)
         self._loaded_snapshot: bytes | None = None
+        self._writes_before = 0  # the automation's writes in the window, as `begin` found them
+        self._writes_made = 0
 
     def _key(self, kind: str) -> str:
         return f"{PREFIX}{kind}:{self.item_id}"
 
     # the lock, with the state read under it ----------------------------------------------
-    def begin(self, blocking_timeout: float = 30, poll: float = 0.02) -> State:
-        """Take the lock (waiting up to blocking_timeout) and read the state; raise ItemBusy."""
-        keys = [self._key("lock"), self._key("snap"), self._key("fired")]
+    def begin(self, blocking_timeout: float = 30, poll: float = 0.02,
+              also: Callable[[redis.client.Pipeline], Callable[[Any], None]] | None = None) -> State:
+        """Take the lock (waiting up to blocking_timeout) and read the state; raise ItemBusy.
+
+        `also(pipe)` may queue one command on the first attempt's round trip; the function it
+        returns gets that command's answer."""
+        keys = [self._key("lock"), self._key("snap"), self._key("fired"), self._key("writes")]
         deadline = time.monotonic() + blocking_timeout
         while True:
-            answer = self._begin(keys=keys, args=[self.token, int(self.lock_timeout * 1000)])
+            window_start = f"{time.time() - self.loop_window:.6f}"
+            with self.client.pipeline(transaction=False) as pipe:
+                # EVAL, not a registered script: in a pipeline that would cost a SCRIPT EXISTS round trip
+                pipe.eval(_BEGIN, len(keys), *keys, self.token, int(self.lock_timeout * 1000), window_start)
+                settle = also(pipe) if also is not None else None
+                answer, *extra = pipe.execute()
+            if settle is not None:
+                settle(extra[0])
+                also = None
             if answer[0] == 1:
                 break
             if time.monotonic() >= deadline:
                 raise ItemBusy(f"{self.item_id} is locked by another worker")
             time.sleep(poll)
-        raw_snapshot, raw_fired = answer[1], answer[2]
+        raw_snapshot, raw_fired, self._writes_before = answer[1], answer[2], int(answer[3])
         self._loaded_snapshot = raw_snapshot or None
         fired = {raw_fired[i].decode(): float(raw_fired[i + 1]) for i in range(0, len(raw_fired), 2)}
         return (json.loads(raw_snapshot) if raw_snapshot else None), fired
@@ -93,7 +109,7 @@ class ItemState:
                 pipe.hset(self._key("fired"), mapping={rule_id: now for rule_id in fired})
                 pipe.expire(self._key("fired"), FIRED_TTL)
             also(pipe)
-            self._release(keys=[self._key("lock")], args=[self.token], client=pipe)
+            pipe.eval(_RELEASE, 1, self._key("lock"), self.token)
             pipe.execute()
 
     def release(self) -> None:
@@ -101,17 +117,12 @@ class ItemState:
         self._release(keys=[self._key("lock")], args=[self.token])
 
     # loop guard -------------------------------------------------------------------------
-    def recent_writes(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        key = self._key("writes")
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(key, 0, now - self.loop_window)
-            pipe.zcard(key)
-            return int(pipe.execute()[1])
+    def recent_writes(self) -> int:
+        return self._writes_before + self._writes_made
 
-    def loop_suspected(self, now: float | None = None) -> bool:
+    def loop_suspected(self) -> bool:
         """True when one more write would exceed loop_max_writes within the window."""
-        return self.recent_writes(now) >= self.loop_max_writes
+        return self.recent_writes() >= self.loop_max_writes
 
     def record_write(self, now: float | None = None) -> None:
         """Right after the PUT, so a failure later in the event cannot leave a write uncounted."""
@@ -121,3 +132,4 @@ class ItemState:
             pipe.zadd(key, {f"{now:.6f}:{uuid.uuid4().hex[:6]}": now})
             pipe.expire(key, self.loop_window + 60)
             pipe.execute()
+        self._writes_made += 1

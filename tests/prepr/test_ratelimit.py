@@ -70,3 +70,41 @@ def test_retry_after_forms():
     assert _retry_after({"X-Prepr-RateLimit-Reset": "4"}) == 4.0
     assert 5 <= _retry_after({"X-Prepr-RateLimit-Reset": str(int(time.time()) + 6)}) <= 6
     assert _retry_after({}) is None
+
+
+def test_a_reservation_carried_on_a_pipeline_is_used_once_and_only_while_fresh(redis_client):
+    limiter = RateLimiter(redis_client, rate=1000, key="ride", margin=0.0)
+    log_key = limiter.keys[2]
+
+    def reserve() -> None:
+        time.sleep(0.005)  # the next slot is now, so the reservation is admitted (and recorded) at once
+        with redis_client.pipeline(transaction=False) as pipe:
+            pipe.ping()
+            settle = limiter.reserve_in(pipe)
+            settle(pipe.execute()[1])
+
+    reserve()
+    assert redis_client.zcard(log_key) == 1
+    limiter.acquire()  # uses the reservation: nothing more is recorded
+    assert redis_client.zcard(log_key) == 1
+    limiter.acquire()  # used once only
+    assert redis_client.zcard(log_key) == 2
+    reserve()
+    time.sleep(0.08)  # stale: its slot was counted too long ago to be sent now
+    limiter.acquire()
+    assert redis_client.zcard(log_key) == 4
+    threading.Thread(target=reserve).start()  # another thread's reservation is not ours
+    time.sleep(0.02)
+    limiter.acquire()
+    assert redis_client.zcard(log_key) == 6
+
+
+def test_a_reservation_that_must_wait_waits_for_its_slot(redis_client):
+    limiter = RateLimiter(redis_client, rate=10, key="ride-wait", margin=0.0)
+    limiter.acquire()  # the next slot is 0.1 s away
+    with redis_client.pipeline(transaction=False) as pipe:
+        settle = limiter.reserve_in(pipe)
+        settle(pipe.execute()[0])
+    started = time.monotonic()
+    limiter.acquire()
+    assert 0.07 <= time.monotonic() - started < 0.3
