@@ -11,10 +11,12 @@ Reliability settings, and why:
 """
 from __future__ import annotations
 
+import logging
 import ssl
 import sys
 
 from celery import Celery, signals
+from celery.app.trace import LOG_SUCCESS
 from kombu import Queue
 
 from prepr_automation import store
@@ -58,10 +60,21 @@ def _configure(sender: Celery, **_: object) -> None:
         sender.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED if settings.redis_tls_verify else ssl.CERT_NONE}
 
 
+class _OneLinePerEvent(logging.Filter):
+    """tasks.events logs one line per event, with its outcome and time; Celery's own success line
+    for the same task would only repeat it (retries and failures are still Celery's to log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == LOG_SUCCESS and isinstance(record.args, dict)
+                    and record.args.get("name") == "tasks.process_event")
+
+
 @signals.worker_init.connect
 def _worker_init(**_: object) -> None:
     """A worker without its token stops at start with one line, not at the first event."""
     from prepr_automation.observability import init_sentry
+
+    logging.getLogger("celery.app.trace").addFilter(_OneLinePerEvent())
 
     try:
         settings = load_settings(require=("access_token",))

@@ -66,7 +66,8 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) 
         run.finish(outcome)
         rt.traces.write(str(envelope["id"]), "run", run.to_json())
     resource, item_id = resource_of(envelope)
-    log.info("event %s %s %s %s: %s", envelope["id"], envelope.get("event"), resource, item_id, outcome)
+    log.info("event %s %s %s %s: %s (%.1f ms)", envelope["id"], envelope.get("event"), resource, item_id, outcome,
+             run.elapsed_ms)
     return outcome
 
 
@@ -86,13 +87,16 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         return "ignored: the payload has no item id"
     state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
                       loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
-    # the GET's rate-limit slot rides on the lock's round trip when a GET is likely (decided
-    # again under the lock, with the item's snapshot; a slot taken for nothing is rare and harmless)
+    # When a GET is coming, its rate-limit slot rides on the lock's round trip. The plan is made
+    # again under the lock only if a `changed` condition reads the item's snapshot (a slot taken
+    # for a GET that is then not needed is rare and harmless).
+    fetch = rules.fetch_plan(envelope)
     limiter = rt.api.rate_limiter
-    ride = limiter.reserve_in if limiter and limiter.redis is not None and rules.fetch_plan(envelope) else None
+    ride = limiter.reserve_in if fetch and limiter and limiter.redis is not None else None
     snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2), also=ride)
     try:
-        fetch = rules.fetch_plan(envelope, snapshot=snapshot)
+        if snapshot is not None and rules.changed_fields(str(envelope["event"])):
+            fetch = rules.fetch_plan(envelope, snapshot=snapshot)
         item = None
         if fetch is not None:
             item = rt.api.request("GET", fetch.path, params=list(fetch.params))

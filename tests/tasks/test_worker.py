@@ -37,9 +37,35 @@ def test_one_get_one_put_then_none_when_nothing_changes(service: Service) -> Non
     assert tag_names(service.item(item_id)).count("sport") == 1
 
     service.sandbox.clear_requests()
-    second = service.wait(service.send("content_item.changed", item_id))
+    second_id = service.send("content_item.changed", item_id)
+    second = service.wait(second_id)
     assert second["run"]["outcome"] == "no change"
     assert Counter(c["method"] for c in service.calls()) == {"GET": 1}
+    log = service.workers[0].log_path.read_text()  # type: ignore[attr-defined]
+    assert f"event {second_id} content_item.changed publication {item_id}: no change (" in log
+    assert "succeeded" not in log, "one line per event: Celery's success line would repeat ours"
+
+
+def test_a_changed_condition_decided_on_the_payload_skips_the_get_once_seen(service: Service) -> None:
+    service.rules("""
+version: 1
+rules:
+  - id: on-status
+    on: [content_item.changed]
+    when:
+      status: {changed: true}
+    do:
+      - add_tags: [reviewed]
+""")
+    service.start_worker()
+    item_id = _football(service)
+    status = service.item(item_id)["status"]
+    service.sandbox.clear_requests()
+    assert service.wait(service.send("content_item.changed", item_id, status=status))["run"]["outcome"].startswith("done")
+    assert Counter(c["method"] for c in service.calls()) == {"GET": 1, "PUT": 1}
+    service.sandbox.clear_requests()  # same status again: decided on the payload and the snapshot, no GET
+    assert service.wait(service.send("content_item.changed", item_id, status=status))["run"]["outcome"] == "no rule matched"
+    assert service.calls() == []
 
 
 def test_own_events_make_no_call(service: Service) -> None:
