@@ -135,9 +135,12 @@ class RateLimiter:
     def _acquire_args(self) -> list[Any]:
         return [self.interval_us, self.window_us, self.limit, uuid.uuid4().hex]
 
-    def reserve_in(self, pipe: Any) -> Callable[[Any], None]:
+    def reserve_in(self, pipe: Any) -> Callable[[Any], None] | None:
         """Queue this thread's next acquire() on `pipe` (a pipeline of the same Redis); call the
-        returned function with the command's answer once the pipeline has run."""
+        returned function with the command's answer once the pipeline has run. Without Redis
+        (an in-process budget) nothing is queued and None is returned."""
+        if self.redis is None:
+            return None
         # EVAL, not EVALSHA: a registered script in a pipeline costs a SCRIPT EXISTS round trip
         pipe.eval(_ACQUIRE, len(self._keys), *self._keys, *self._acquire_args())
 

@@ -92,7 +92,7 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
     # for a GET that is then not needed is rare and harmless).
     fetch = rules.fetch_plan(envelope)
     limiter = rt.api.rate_limiter
-    ride = limiter.reserve_in if fetch is not None and limiter is not None and limiter.redis is not None else None
+    ride = limiter.reserve_in if fetch is not None and limiter is not None else None
     snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2), also=ride)
     try:
         if snapshot is not None and rules.changed_fields(str(envelope["event"])):

@@ -70,11 +70,11 @@ class ItemState:
 
     # the lock, with the state read under it ----------------------------------------------
     def begin(self, blocking_timeout: float = 30, poll: float = 0.02,
-              also: Callable[[redis.client.Pipeline], Callable[[Any], None]] | None = None) -> State:
+              also: Callable[[redis.client.Pipeline], Callable[[Any], None] | None] | None = None) -> State:
         """Take the lock (waiting up to blocking_timeout) and read the state; raise ItemBusy.
 
         `also(pipe)` may queue one command on the first attempt's round trip; the function it
-        returns gets that command's answer."""
+        returns (if any) gets that command's answer."""
         keys = [self._key("lock"), self._key("snap"), self._key("fired"), self._key("writes")]
         deadline = time.monotonic() + blocking_timeout
         while True:
@@ -84,9 +84,9 @@ class ItemState:
                 pipe.eval(_BEGIN, len(keys), *keys, self.token, int(self.lock_timeout * 1000), window_start)
                 settle = also(pipe) if also is not None else None
                 answer, *extra = pipe.execute()
+            also = None  # the first attempt only
             if settle is not None:
                 settle(extra[0])
-                also = None
             if answer[0] == 1:
                 break
             if time.monotonic() >= deadline:
