@@ -136,9 +136,9 @@ class RateLimiter:
         return [self.interval_us, self.window_us, self.limit, uuid.uuid4().hex]
 
     def reserve_in(self, pipe: Any) -> Callable[[Any], None] | None:
-        """Queue this thread's next acquire() on `pipe` (a pipeline of the same Redis); call the
-        returned function with the command's answer once the pipeline has run. Without Redis
-        (an in-process budget) nothing is queued and None is returned."""
+        """Queue this thread's next acquire() on `pipe` (a pipeline, or any batch with `eval`, of
+        the same Redis); call the returned function with the command's answer once it has run.
+        Without Redis (an in-process budget) nothing is queued and None is returned."""
         if self.redis is None:
             return None
         # EVAL, not EVALSHA: a registered script in a pipeline costs a SCRIPT EXISTS round trip

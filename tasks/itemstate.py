@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import redis
 
-from prepr_automation.store import PREFIX
+from prepr_automation.store import PREFIX, Batch
 
 SNAPSHOT_TTL = 90 * 24 * 3600
 FIRED_TTL = 30 * 24 * 3600
@@ -70,7 +70,7 @@ class ItemState:
 
     # the lock, with the state read under it ----------------------------------------------
     def begin(self, blocking_timeout: float = 30, poll: float = 0.02,
-              also: Callable[[redis.client.Pipeline], Callable[[Any], None] | None] | None = None) -> State:
+              also: Callable[[Batch], Callable[[Any], None] | None] | None = None) -> State:
         """Take the lock (waiting up to blocking_timeout) and read the state; raise ItemBusy.
 
         `also(pipe)` may queue one command on the first attempt's round trip; the function it
@@ -79,8 +79,7 @@ class ItemState:
         deadline = time.monotonic() + blocking_timeout
         while True:
             window_start = f"{time.time() - self.loop_window:.6f}"
-            with self.client.pipeline(transaction=False) as pipe:
-                # EVAL, not a registered script: in a pipeline that would cost a SCRIPT EXISTS round trip
+            with Batch(self.client) as pipe:
                 pipe.eval(_BEGIN, len(keys), *keys, self.token, int(self.lock_timeout * 1000), window_start)
                 settle = also(pipe) if also is not None else None
                 answer, *extra = pipe.execute()
@@ -98,11 +97,11 @@ class ItemState:
         return (json.loads(raw_snapshot) if raw_snapshot else None), fired
 
     def end(self, snapshot: dict[str, Any], fired: list[str],
-            also: Callable[[redis.client.Pipeline], None] = lambda pipe: None) -> None:
+            also: Callable[[Batch], None] = lambda pipe: None) -> None:
         """Store what this event leaves behind, release the lock; unchanged values are not rewritten."""
         now = time.time()
         encoded = json.dumps(snapshot, sort_keys=True).encode()
-        with self.client.pipeline(transaction=False) as pipe:
+        with Batch(self.client) as pipe:
             if encoded != self._loaded_snapshot:
                 pipe.set(self._key("snap"), encoded, ex=SNAPSHOT_TTL)
             if fired:
@@ -128,7 +127,7 @@ class ItemState:
         """Right after the PUT, so a failure later in the event cannot leave a write uncounted."""
         now = time.time() if now is None else now
         key = self._key("writes")
-        with self.client.pipeline(transaction=False) as pipe:
+        with Batch(self.client) as pipe:
             pipe.zadd(key, {f"{now:.6f}:{uuid.uuid4().hex[:6]}": now})
             pipe.expire(key, self.loop_window + 60)
             pipe.execute()

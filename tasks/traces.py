@@ -21,11 +21,11 @@ class TraceWriter:
         self.ttl = ttl
         self.secrets = secrets
 
-    def write(self, event_id: str, field: str, data: Any, pipe: redis.client.Pipeline | None = None) -> None:
+    def write(self, event_id: str, field: str, data: Any, pipe: store.Batch | None = None) -> None:
         """Set one field of the event's trace; into `pipe` when given (the caller executes it)."""
         key = store.trace_key(event_id)
         value = scrub_text(json.dumps(data, default=str), self.secrets)
-        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
+        target = pipe if pipe is not None else store.Batch(self.client)
         target.hset(key, field, value)
         target.expire(key, self.ttl)
         if pipe is None:
