@@ -24,16 +24,24 @@ class Rule:
     line: int = 0
     col: int = 0
     index: int = 0  # position in its file's `rules`
+    # what condition_needs/needs found per resource: a rule never changes, every event asks
+    _needs: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def condition_needs(self, resource: str) -> frozenset[str]:
-        return condition_needs(self.when, resource) if self.when is not None else frozenset()
+        key = ("when", resource)
+        if key not in self._needs:
+            self._needs[key] = condition_needs(self.when, resource) if self.when is not None else frozenset()
+        return self._needs[key]
 
     def needs(self, resource: str) -> frozenset[str]:
         """Top-level resource fields this rule reads: its conditions and its actions."""
-        out = set(self.condition_needs(resource))
-        for action in self.actions:
-            out |= action.needs(resource)
-        return frozenset(out)
+        key = ("all", resource)
+        if key not in self._needs:
+            out = set(self.condition_needs(resource))
+            for action in self.actions:
+                out |= action.needs(resource)
+            self._needs[key] = frozenset(out)
+        return self._needs[key]
 
     def to_json(self) -> dict:
         return {"id": self.id, "description": self.description, "on": list(self.on),
@@ -45,7 +53,8 @@ class Rule:
 @dataclass(frozen=True)
 class RuleSet:
     """All rules in load order (files sorted by path, rules in file order); only enabled ones are
-    indexed. `listens_to` and `rules_for` are dictionary look-ups after the first call per name."""
+    indexed. `rules_for` and the other per-event questions are dictionary look-ups after the
+    first call per name."""
 
     rules: tuple[Rule, ...]
     files: tuple[str, ...]
@@ -55,7 +64,7 @@ class RuleSet:
         active = tuple(r for r in self.rules if r.enabled)
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_index", EventIndex([(i, r.on) for i, r in enumerate(active)]))
-        object.__setattr__(self, "_by_event", {})
+        object.__setattr__(self, "_per_event", {})  # (question, event name) -> answer
         object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
 
     @property
@@ -66,28 +75,36 @@ class RuleSet:
         return bool(self._index.lookup(event))  # type: ignore[attr-defined]
 
     def rules_for(self, event: str) -> tuple[Rule, ...]:
-        cache = self._by_event  # type: ignore[attr-defined]
-        hit = cache.get(event)
-        if hit is None:
-            hit = tuple(self._active[i] for i in self._index.lookup(event))  # type: ignore[attr-defined]
-            if len(cache) < 4096:
-                cache[event] = hit
-        return hit
+        return self._answer("rules", event, lambda: tuple(
+            self._active[i] for i in self._index.lookup(event)))  # type: ignore[attr-defined]
+
+    def _answer(self, question: str, event: str, compute: Callable[[], Any]) -> Any:
+        """What the rule set says about one event name, worked out once (bounded: names are input)."""
+        cache = self._per_event  # type: ignore[attr-defined]
+        key = (question, event)
+        if key not in cache:
+            if len(cache) >= 4096:
+                return compute()
+            cache[key] = compute()
+        return cache[key]
 
     def needs_channels(self, event: str) -> bool:
         """Does a rule for this event name channels (so Prepr's channel list is needed)?"""
-        return any(action.name in ("assign_channels", "remove_channels")
-                   for rule in self.rules_for(event) for action in rule.actions)
+        return self._answer("channels", event, lambda: any(
+            action.name in ("assign_channels", "remove_channels")
+            for rule in self.rules_for(event) for action in rule.actions))
 
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)  # type: ignore[attr-defined]
 
     def changed_fields(self, event: str) -> list:
-        seen: dict[str, Any] = {}
-        for rule in self.rules_for(event):
-            for f in changed_fields(rule.when):
-                seen.setdefault(f.name, f)
-        return list(seen.values())
+        def compute() -> list:
+            seen: dict[str, Any] = {}
+            for rule in self.rules_for(event):
+                for f in changed_fields(rule.when):
+                    seen.setdefault(f.name, f)
+            return list(seen.values())
+        return list(self._answer("changed", event, compute))
 
     def fetch_plan(self, envelope: dict, *, snapshot: dict | None = None):
         from .planner import fetch_plan

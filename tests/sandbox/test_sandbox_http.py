@@ -175,3 +175,31 @@ def test_sigterm_stops_it_promptly_and_cleanly(sandbox, processes):
     sandbox.proc.send_signal(signal.SIGTERM)
     assert sandbox.proc.wait(10) == 0 and time.monotonic() - started < 3
     conn.close()
+
+
+def test_connections_beyond_the_cap_get_503_until_one_frees(sandbox):
+    from sandbox.server import MAX_CONNECTIONS
+
+    held = [Conn(sandbox.url) for _ in range(MAX_CONNECTIONS)]
+    for c in held[:3]:  # each of them is served: the cap counts connections, not requests
+        c.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.response()[0] == 200
+    extra = Conn(sandbox.url)
+    status, headers, _ = extra.response()
+    assert status == 503 and headers["retry-after"] == "1" and extra.closed_by_peer()
+    extra.close()
+    held.pop().close()
+    served, deadline = False, time.monotonic() + 5
+    while not served and time.monotonic() < deadline:  # the freed slot goes to the next client
+        again = Conn(sandbox.url)
+        try:
+            again.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            served = again.response()[0] == 200
+        except OSError:
+            pass  # still refused: the slot frees once the server has seen the close
+        finally:
+            again.close()
+        time.sleep(0.05)
+    assert served
+    for c in held:
+        c.close()
