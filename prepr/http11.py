@@ -68,7 +68,8 @@ class Reader:
         self.sock = sock
         self.buf = bytearray()
 
-    def _fill(self) -> bool:
+    def fill(self) -> bool:
+        """Read what the socket has; False at its end."""
         chunk = self.sock.recv(65536)
         self.buf += chunk
         return bool(chunk)
@@ -82,19 +83,19 @@ class Reader:
                 return line
             if len(self.buf) > MAX_LINE:
                 raise ProtocolError("a status or header line is too long")
-            if not self._fill():
+            if not self.fill():
                 raise http.client.IncompleteRead(bytes(self.buf))
 
     def exactly(self, n: int) -> bytes:
         while len(self.buf) < n:
-            if not self._fill():
+            if not self.fill():
                 raise http.client.IncompleteRead(bytes(self.buf), n - len(self.buf))
         data = bytes(self.buf[:n])
         del self.buf[:n]
         return data
 
     def rest(self) -> bytes:
-        while self._fill():
+        while self.fill():
             pass
         data = bytes(self.buf)
         self.buf.clear()
@@ -104,7 +105,7 @@ class Reader:
 def read_response(reader: Reader, method: str) -> tuple[int, str, Headers, bytes, bool]:
     """(status, reason, headers, body, will_close) of the next response on the connection."""
     while True:
-        if not reader.buf and not reader._fill():  # noqa: SLF001 - nothing at all: the server hung up
+        if not reader.buf and not reader.fill():  # nothing at all: the server hung up
             raise http.client.RemoteDisconnected("the server closed the connection without an answer")
         version, status, reason = _status(reader.line())
         headers = _headers(reader)
