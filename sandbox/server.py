@@ -20,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote_to_bytes
 
 from .app import create_app
 
@@ -107,7 +108,9 @@ class WSGIHandler(BaseHTTPRequestHandler):
             try:
                 chunk = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise BadBody(400, "bad chunk size") from None
+                chunk = -1
+            if chunk < 0:
+                raise BadBody(400, "bad chunk size")
             if chunk == 0:
                 while self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailers: ignored
@@ -215,8 +218,6 @@ class Server(ThreadingHTTPServer):
 
 def _unquote(path: str) -> str:
     """PATH_INFO as WSGI wants it: percent-decoded bytes, as latin-1 text (PEP 3333)."""
-    from urllib.parse import unquote_to_bytes
-
     return unquote_to_bytes(path).decode("latin-1") if "%" in path else path
 
 

@@ -121,6 +121,7 @@ def test_head_and_204_answers_have_no_body(conn, sandbox):
     (b"POST /tags HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400),
     (b"POST /tags HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n", 413),
     (b"POST /tags HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"POST /tags HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc", 400),
 ])
 def test_malformed_requests_get_a_4xx_and_the_connection_closes(sandbox, raw, status):
     c = Conn(sandbox.url)
