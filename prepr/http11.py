@@ -4,9 +4,9 @@ http.client still connects (TCP, CONNECT tunnels, TLS); the exchange is this mod
 http.client parses each response's headers with the email package and builds a file object per
 response: about 110 µs of CPU per call to a local server, where the socket work itself is about
 40 µs (docs/performance.md). What it reads: a status line, headers (at most MAX_HEADERS lines
-of at most MAX_LINE bytes), 1xx interim answers (skipped), and a body framed by
-`Transfer-Encoding: chunked`, `Content-Length` or the end of the connection; HEAD, 204 and 304
-answers have none. Anything else raises ProtocolError, and the caller drops the connection.
+of at most MAX_LINE bytes), 1xx interim answers (skipped), and a body of at most MAX_BODY
+framed by `Transfer-Encoding: chunked`, `Content-Length` or the end of the connection; HEAD,
+204 and 304 answers have none. Anything else raises ProtocolError, and the caller drops the connection.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Iterable
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
+MAX_BODY = 64 * 1024 * 1024  # a page of 100 publications is a few MB; a server streaming on is not Prepr
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")      # what http.client refuses in a request target too
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -87,6 +88,8 @@ class Reader:
                 raise http.client.IncompleteRead(bytes(self.buf))
 
     def exactly(self, n: int) -> bytes:
+        if n > MAX_BODY:
+            raise ProtocolError(f"a body of {n} bytes is more than this client reads")
         while len(self.buf) < n:
             if not self.fill():
                 raise http.client.IncompleteRead(bytes(self.buf), n - len(self.buf))
@@ -96,7 +99,8 @@ class Reader:
 
     def rest(self) -> bytes:
         while self.fill():
-            pass
+            if len(self.buf) > MAX_BODY:
+                raise ProtocolError("the body goes on past what this client reads")
         data = bytes(self.buf)
         self.buf.clear()
         return data
@@ -154,6 +158,7 @@ def _headers(reader: Reader) -> Headers:
 
 def _chunked(reader: Reader) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
         size_text = reader.line().split(b";", 1)[0].strip()
         try:
@@ -166,6 +171,9 @@ def _chunked(reader: Reader) -> bytes:
             while reader.line() not in (b"\r\n", b"\n"):
                 pass  # trailers
             return b"".join(parts)
+        total += size
+        if total > MAX_BODY:
+            raise ProtocolError("the body goes on past what this client reads")
         parts.append(reader.exactly(size))
         if reader.line() not in (b"\r\n", b"\n"):
             raise ProtocolError("a chunk is longer than its size")

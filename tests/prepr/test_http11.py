@@ -124,6 +124,8 @@ def test_headers_are_case_insensitive_joined_and_unfolded(canned):
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", http11.ProtocolError),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", http11.ProtocolError),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", http.client.IncompleteRead),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (http11.MAX_BODY + 1), http11.ProtocolError),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % (http11.MAX_BODY + 1), http11.ProtocolError),
 ])
 def test_malformed_or_cut_answers_raise(canned, answer, error):
     server = canned(answer)
