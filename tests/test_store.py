@@ -42,9 +42,12 @@ def test_an_error_reply_is_raised_after_every_reply_was_read(redis_client):
 
 
 def test_a_connection_that_timed_out_is_dropped_not_reused(redis_url):
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.2)
+    client = redis.Redis.from_url(redis_url, socket_timeout=0.2, client_name="batch-under-test")
     busy = "local t = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1]-t[1])*1e6 + n[2]-t[2] > 500000 return 'late'"
     with pytest.raises(redis.TimeoutError):
         store.Batch(client).eval(busy, 0).execute()
-    time.sleep(0.5)  # the script ends; its 'late' reply must not be read as the next batch's answer
+    time.sleep(0.5)
+    observer = redis.Redis.from_url(redis_url)
+    # the timed-out connection was dropped, not handed back to the pool half-read
+    assert not [c for c in observer.client_list() if c.get("name") == "batch-under-test"]  # the script ends; its 'late' reply must not be read as the next batch's answer
     assert store.Batch(client).set("again", "1").eval("return 'mine'", 0).execute() == [b"OK", b"mine"]

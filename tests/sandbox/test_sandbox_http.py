@@ -72,7 +72,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(conn):
 
 
 def test_connection_close_and_http_1_0_close_after_the_answer(sandbox):
-    for request in (f"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /health HTTP/1.0\r\n\r\n"):
+    for request in ("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /health HTTP/1.0\r\n\r\n"):
         c = Conn(sandbox.url)
         c.send(request)
         assert c.response()[0] == 200 and c.closed_by_peer()
@@ -108,7 +108,7 @@ def test_head_and_204_answers_have_no_body(conn, sandbox):
     conn.send(f"DELETE /publications/{pub['id']} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n")
     status, headers, body = conn.response(head_only=True)
     assert status == 204 and body == b"" and "content-length" not in headers
-    conn.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # nothing was left in the stream
+    conn.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # nothing was left in the stream
     assert conn.response()[0] == 200
 
 
@@ -170,7 +170,7 @@ def test_idle_and_vanishing_clients_do_not_disturb_the_server(sandbox):
 
 def test_sigterm_stops_it_promptly_and_cleanly(sandbox, processes):
     conn = Conn(sandbox.url)  # an open keep-alive connection must not hold the shutdown up
-    conn.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert conn.response()[0] == 200
     started = time.monotonic()
     sandbox.proc.send_signal(signal.SIGTERM)
@@ -183,7 +183,7 @@ def test_connections_beyond_the_cap_get_503_until_one_frees(sandbox):
 
     held = [Conn(sandbox.url) for _ in range(MAX_CONNECTIONS)]
     for c in held[:3]:  # each of them is served: the cap counts connections, not requests
-        c.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.response()[0] == 200
     extra = Conn(sandbox.url)
     status, headers, _ = extra.response()
@@ -194,7 +194,7 @@ def test_connections_beyond_the_cap_get_503_until_one_frees(sandbox):
     while not served and time.monotonic() < deadline:  # the freed slot goes to the next client
         again = Conn(sandbox.url)
         try:
-            again.send(f"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            again.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             served = again.response()[0] == 200
         except OSError:
             pass  # still refused: the slot frees once the server has seen the close
