@@ -1,1 +1,1 @@
-"""Shared plumbing of the service: settings, the store/broker connection, the command line."""
+"""The service's base: settings, the store and broker connection, observability. Imported by web, worker and CLI."""

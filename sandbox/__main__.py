@@ -1,3 +1,3 @@
-from .cli import sandbox_command
+from .command import sandbox_command
 
 sandbox_command(prog_name="python -m sandbox")

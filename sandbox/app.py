@@ -19,7 +19,7 @@ from . import content, query, seed
 from .admin import Faults, RequestLog, register_admin
 from .content import Invalid
 from .emitter import Emitter
-from .store import Store
+from .documents import Store
 
 log = logging.getLogger("sandbox")
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .query import slugify
-from .store import Store
+from .documents import Store
 
 NAMESPACE = uuid.UUID("6c1f9f4e-3b7a-4f0e-9d43-2a1c6a0d5e11")
 STATUSES = {"draft", "review", "published", "unpublished", "archived"}

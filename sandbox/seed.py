@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .content import apply, new_id, new_publication, tag_doc
-from .store import Store
+from .documents import Store
 
 BASE = datetime(2024, 3, 4, 8, 0, tzinfo=timezone.utc)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from prepr_automation.cli import main
+from cli import main
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 INVALID = ROOT / "tests" / "rules" / "invalid"

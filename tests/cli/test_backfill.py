@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from prepr_automation.cli import main
+from cli import main
 from tests.conftest import BIN, Processes, Sandbox
 from tests.tasks.conftest import Service, tag_names
 

@@ -21,7 +21,7 @@ import requests
 
 from webhooks.signature import sign
 
-from .settings import Settings, load_settings
+from prepr_automation.settings import Settings, load_settings
 
 DEV_SECRET_FILE = "dev-webhook-secret"  # written by `prepr-automation dev` under DATA_DIR
 RECEIVER_PATH = "/webhooks/prepr"

@@ -22,8 +22,8 @@ import requests
 
 from webhooks.signature import sign
 
-from . import store
-from .settings import ConfigError, load_settings
+from prepr_automation import store
+from prepr_automation.settings import ConfigError, load_settings
 
 EXAMPLE_EVENT = Path(__file__).resolve().parent.parent / "examples" / "content_item.changed.json"
 INTRO = "Tonight: a football derby at Wembley, then tennis from Wimbledon and the Premier League table."

@@ -21,7 +21,7 @@ from prepr_automation import store
 from prepr_automation.settings import load_settings
 from webhooks.intake import celery_message
 
-from .backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
+from tasks.backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
 
 
 class Stop:

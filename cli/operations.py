@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 
 import click
 
-from automation.traces import rule_lines
+from automation.render import rule_lines
 from prepr_automation.settings import load_settings
 
-from . import backups
-from .runtime import runtime
+from tasks import backups
+from tasks.runtime import runtime
 
 
 def _when(ts: float) -> str:
@@ -84,7 +84,7 @@ def list_letters(as_json: bool) -> None:
 @click.argument("letter_ids", nargs=-1)
 def replay(letter_ids: tuple[str, ...]) -> None:
     """Re-run the given dead letters (all of them when no id is given)."""
-    from .celery_app import app
+    from tasks.celery_app import app
 
     rt = runtime(load_settings())
     letters = [rt.dead.get(i) for i in letter_ids] if letter_ids else list(rt.dead)

@@ -1,11 +1,11 @@
-"""The `prepr-automation` command: one group, each command defined beside what it drives."""
+"""The `prepr-automation` command line: one group of commands. Nothing imports this package."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .settings import ConfigError
+from prepr_automation.settings import ConfigError
 
 
 class _Group(click.Group):
@@ -26,9 +26,16 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import commands
+    """Each area's commands, defined beside what they drive."""
+    from sandbox.command import sandbox_command
 
-    for command in commands.ALL:
+    from .backfill import backfill
+    from .dev import dev
+    from .operations import COMMANDS as OPERATIONS
+    from .rules import COMMANDS as RULES
+    from .send import send
+
+    for command in (dev, sandbox_command, *RULES, send, *OPERATIONS, backfill):
         main.add_command(command)
 
 

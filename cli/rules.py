@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from automation import Evaluation, FetchPlan, RuleSetError, evaluate, load_rules
-from automation.traces import rule_lines, short
+from automation.render import rule_lines, short
 
-from .settings import load_settings
+from prepr_automation.settings import load_settings
 
 
 def _rules_path(path: str | None) -> str:
