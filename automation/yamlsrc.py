@@ -2,19 +2,84 @@
 
 Validation works on plain data (what marshmallow and the compilers see) while `Source.error`
 finds the position of a key path in the node tree, so every error points at its key or value.
+A file is first read as a stream of parser events, which bounds its size, nesting depth and
+the nodes its aliases expand to before any tree is built: a malformed or hostile file is an
+error at its line and column, in bounded time and memory.
 """
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Sequence
 
-from ruamel.yaml import YAML
+from pathlib import Path as FilePath
+
+from ruamel.yaml import YAML, events
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RuleError
 
 Path = tuple  # of str keys and int indices
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 40  # nested mappings and lists
+MAX_NODES = 100_000  # values in the file once every alias is expanded
+MAX_NUMBER_CHARS = 1000  # a plain scalar that YAML may read as a number
+
+
+class _Limit(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _check_events(yaml: YAML, text: str) -> None:
+    """Walk the parser's events: raise _Limit past MAX_DEPTH or MAX_NODES (aliases counted as
+    the size of what they name, so a 'billion laughs' file stops at its first few lines)."""
+    sizes: dict[str, int] = {}
+    stack: list[list] = [[0, None]]  # [expanded size, anchor] per open collection
+    total = 0
+    for event in yaml.parse(text):
+        if isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
+            if len(stack) > MAX_DEPTH:
+                raise _Limit(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            stack.append([1, event.anchor])
+            total += 1
+        elif isinstance(event, (events.MappingEndEvent, events.SequenceEndEvent)):
+            size, anchor = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = size
+            stack[-1][0] += size
+        elif isinstance(event, (events.ScalarEvent, events.AliasEvent)):
+            if (isinstance(event, events.ScalarEvent) and not event.style
+                    and len(event.value) > MAX_NUMBER_CHARS and event.value[:1] in "+-.0123456789"):
+                raise _Limit(f"plain value longer than {MAX_NUMBER_CHARS} characters (quote it)",
+                             event.start_mark)
+            size = 1 if isinstance(event, events.ScalarEvent) else sizes.get(event.anchor, 1)
+            if isinstance(event, events.ScalarEvent) and event.anchor is not None:
+                sizes[event.anchor] = 1
+            stack[-1][0] += size
+            total += size
+        if total > MAX_NODES:
+            raise _Limit(f"more than {MAX_NODES} values once aliases are expanded", event.start_mark)
+
+
+def decode(name: str, data: bytes) -> tuple[str | None, RuleError | None]:
+    """UTF-8 text (a BOM is allowed), or the error at the first byte that is not."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, RuleError(name, 1, 1, "", f"file larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        return None, RuleError(name, line, col, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x})")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
 def format_path(path: Sequence[Any]) -> str:
@@ -54,19 +119,42 @@ class Source:
         self.errors: list[RuleError] = []
 
     @classmethod
+    def read(cls, path: FilePath) -> "Source":
+        """Parse a file from disk; unreadable or non-UTF-8 files become errors too."""
+        name = str(path)
+        try:
+            text, error = decode(name, path.read_bytes())
+        except OSError as exc:
+            text, error = None, RuleError(name, 1, 1, "", f"cannot read: {exc.strerror or exc}")
+        if text is None:
+            src = cls(name, None)
+            src.errors.append(error)  # type: ignore[arg-type]
+            return src
+        return cls.parse(name, text)
+
+    @classmethod
     def parse(cls, name: str, text: str) -> "Source":
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
+        src = cls(name, None)
         try:
-            root = yaml.load(text)
+            _check_events(yaml, text)
+            src.root = yaml.load(text)
+        except _Limit as exc:
+            src.errors.append(RuleError(name, exc.mark.line + 1, exc.mark.column + 1, "", str(exc)))
         except MarkedYAMLError as exc:
-            src = cls(name, None)
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = (exc.problem or exc.context or "invalid YAML").strip()
             src.errors.append(RuleError(name, line, col, "", f"YAML syntax error: {problem}"))
-            return src
-        return cls(name, root)
+        except YAMLError as exc:  # the reader's: a control character or other unreadable text
+            line, col = _position(text, getattr(exc, "position", 0) or 0)
+            src.errors.append(RuleError(name, line, col, "", f"YAML syntax error: {_reader_message(exc)}"))
+        except RecursionError:
+            src.errors.append(RuleError(name, 1, 1, "", "YAML nested too deeply"))
+        except (ValueError, TypeError, OverflowError) as exc:  # ruamel's constructors, on odd values
+            src.errors.append(RuleError(name, 1, 1, "", f"YAML value cannot be read: {exc}"))
+        return src
 
     def position(self, path: Sequence[Any], at_key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the value (or key) at path; the closest existing ancestor if absent."""
@@ -124,3 +212,10 @@ class Reporter:
     @property
     def count(self) -> int:
         return len(self.source.errors)
+
+
+def _reader_message(exc: YAMLError) -> str:
+    char = getattr(exc, "character", None)
+    if isinstance(char, str) and char:
+        return f"character {ord(char):#06x} is not allowed in YAML"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable text"

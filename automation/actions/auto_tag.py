@@ -22,6 +22,8 @@ from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load_par
 from .tags import TAGGABLE, target_locales
 
 SEPARATOR = " \x00 "  # between fields: no keyword can match across it
+MAX_KEYWORD_CHARS = 200
+MAX_KEYWORDS = 100_000  # per vocabulary
 NOT_TEXT = frozenset({"id", "label", "status", "slug", "reference_id", "mime_type", "extension",
                       "replaceable", "locale", "format", "email", "phone"})
 
@@ -123,6 +125,7 @@ def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
         report.error("expected a mapping of tag: [keywords]")
         return None
     entries: dict[str, list[str]] = {}
+    total = 0
     for tag, keywords in data.items():
         if keywords is None:
             keywords = []
@@ -131,6 +134,15 @@ def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
         if not isinstance(keywords, list) or not all(isinstance(k, (str, int, float)) for k in keywords):
             report.error("expected a list of keywords", tag)
             continue
+        words = [str(k) for k in keywords] or [str(tag)]
+        long = next((w for w in words if len(w) > MAX_KEYWORD_CHARS), None)
+        if long is not None:
+            report.error(f"keyword longer than {MAX_KEYWORD_CHARS} characters: {long[:40]!r}...", tag)
+            continue
+        total += len(words)
+        if total > MAX_KEYWORDS:
+            report.error(f"more than {MAX_KEYWORDS} keywords in one vocabulary")
+            return None
         entries[str(tag)] = [str(k) for k in keywords]
     return entries
 
@@ -142,7 +154,7 @@ def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str
         report.error(f"vocabulary file not found: {name}")
         return None
     env.vocab_files.add(path.resolve())
-    source = Source.parse(str(path), path.read_text(encoding="utf-8"))
+    source = Source.read(path)
     if source.errors:
         report.source.errors.extend(source.errors)
         return None
