@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-RESOURCE_PATHS = {"publication": "/publications", "asset": "/assets", "person": "/persons"}
+from .resources import RESOURCE_PATHS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from marshmallow import Schema, fields as mfields, validate
 
-from .actions import BUILDERS, KINDS, BuildEnv
+from .actions import ACTIONS, BuildEnv
 from .actions.base import StrictBool, load, load_partial
 from .conditions import compile_condition
 from .errors import RuleError, RuleSetError
@@ -178,11 +178,11 @@ def _compile_action(entry: Any, report: Reporter, env: BuildEnv, patterns: list[
         report.error("an action is a mapping with one action name, e.g. '- add_tags: [sport]'")
         return None
     name, args = next(iter(entry.items()))
-    builder = BUILDERS.get(name)
-    if builder is None:
-        report.key_error(f"unknown action '{name}' (known: {', '.join(BUILDERS)})", name)
+    action = ACTIONS.get(name)
+    if action is None:
+        report.key_error(f"unknown action '{name}' (known: {', '.join(ACTIONS)})", name)
         return None
-    allowed = KINDS[name]
+    allowed = action.kinds
     if allowed is not None:
         wrong = sorted(kinds_of(patterns) - allowed)
         if wrong:
@@ -191,4 +191,4 @@ def _compile_action(entry: Any, report: Reporter, env: BuildEnv, patterns: list[
         if only_deletes(patterns):
             report.key_error(f"{name} cannot apply to a deleted item", name)
             return None
-    return builder(args, report.at(name), env)
+    return action.build(args, report.at(name), env)

@@ -122,7 +122,7 @@ def bench_auto_tag() -> tuple[dict[str, float], dict[str, int]]:
                       channels=(), template_context={})
     cases, found = {}, {}
     for terms in (100, 10_000):
-        action = AutoTag(Vocabulary(vocabulary(terms, rng)), ["content"], None, True, 10, "tags")
+        action = AutoTag(Vocabulary(vocabulary(terms, rng)), ["content"], None, "word", 10, "tags")
         ops, _ = action.plan(ctx)
         found[str(terms)] = len(ops[0].names) if ops else 0
         cases[str(terms)] = lambda a=action: a.plan(ctx)

@@ -3,27 +3,42 @@
 One Aho-Corasick automaton per action, built at load over normalised keywords (case- and
 diacritic-folded), so scanning costs the length of the text, not the size of the vocabulary.
 Text is HTML-stripped and folded the same way; `match: word` checks word boundaries around each
-hit. Publications are matched per locale (a tag lands in the locale whose text mentions it);
+hit; `match: stem` first reduces keywords and text, word by word, with the Snowball stemmer of
+the locale's language (snowballstemmer), so "elections" finds "election" and "verkiezingen"
+"verkiezing" (one automaton per language, built on first use). Publications are matched per locale (a tag lands in the locale whose text mentions it);
 `max_tags` keeps the tags with the most occurrences.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ahocorasick
+import snowballstemmer
 from marshmallow import Schema, fields, validate
 
 from ..draft import TagOp
 from ..fields import texts
-from ..text import is_word_char, normalize
+from ..resources import KINDS
+from ..text import fold, is_word_char, normalize, strip_html
 from ..yamlsrc import Reporter, Source, to_plain
 from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load_partial
-from .tags import TAGGABLE, target_locales
+from .tags import target_locales
 
 SEPARATOR = " \x00 "  # between fields: no keyword can match across it
 MAX_KEYWORD_CHARS = 200
 MAX_KEYWORDS = 100_000  # per vocabulary
+# ISO 639-1 code -> Snowball algorithm; a locale's language picks its stemmer ('nl-BE' -> dutch)
+LANGUAGES = {code: name for code, name in {
+    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
+    "en": "english", "es": "spanish", "et": "estonian", "eu": "basque", "fi": "finnish", "fr": "french",
+    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian", "it": "italian",
+    "lt": "lithuanian", "nb": "norwegian", "ne": "nepali", "nl": "dutch", "nn": "norwegian",
+    "no": "norwegian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
+    "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
+}.items() if name in snowballstemmer.algorithms()}
+_WORD = re.compile(r"\w+")
 NOT_TEXT = frozenset({"id", "label", "status", "slug", "reference_id", "mime_type", "extension",
                       "replaceable", "locale", "format", "email", "phone"})
 
@@ -33,7 +48,8 @@ class AutoTagArgs(Schema):
     vocabulary_file = fields.String()
     fields_ = StringList(data_key="fields", load_default=None)
     locales = StringList(load_default=None)
-    match = fields.String(load_default="word", validate=validate.OneOf(["word", "substring"]))
+    match = fields.String(load_default="word", validate=validate.OneOf(["word", "substring", "stem"]))
+    language = fields.String(validate=validate.OneOf(sorted(set(LANGUAGES) | set(LANGUAGES.values()))))
     max_tags = StrictInt(load_default=None, validate=validate.Range(min=1))
     tag_field = fields.String(load_default="tags", validate=validate.Length(min=1))
 
@@ -42,12 +58,12 @@ class Vocabulary:
     """keyword automaton: normalised keyword -> (length, keyword number); tags per keyword apart,
     so a hit costs one count whatever the number of tags sharing the keyword."""
 
-    def __init__(self, entries: dict[str, list[str]]) -> None:
-        self.tags = list(entries)
+    def __init__(self, entries: dict[str, list[str]], form: Callable[[str], str] = normalize) -> None:
+        self.entries, self.tags = entries, list(entries)
         by_keyword: dict[str, set[int]] = {}
         for index, (tag, keywords) in enumerate(entries.items()):
             for keyword in keywords or [tag]:
-                norm = normalize(str(keyword))
+                norm = form(str(keyword))
                 if norm:
                     by_keyword.setdefault(norm, set()).add(index)
         self.keyword_tags = [tuple(sorted(tags)) for tags in by_keyword.values()]
@@ -83,23 +99,60 @@ def pick(counts: dict[str, int], max_tags: int | None) -> list[str]:
     return ranked[:max_tags] if max_tags else ranked
 
 
+def stem_form(language: str) -> Callable[[str], str]:
+    """Text -> its words' stems, HTML stripped and folded like `normalize` (stems are taken
+    before diacritics go, as the Snowball algorithms expect them)."""
+    stemmer = snowballstemmer.stemmer(language)
+
+    def form(text: str) -> str:
+        words = _WORD.findall(strip_html(text).casefold())
+        unique = list(dict.fromkeys(words))
+        stems = dict(zip(unique, stemmer.stemWords(unique)))
+        return fold(" ".join(stems[w] for w in words))
+    return form
+
+
 class AutoTag(Action):
     name = "auto_tag"
-    kinds = TAGGABLE
+    kinds = KINDS
+    args = AutoTagArgs
 
     def __init__(self, vocabulary: Vocabulary, text_fields: list[str] | None, locales: list[str] | None,
-                 word: bool, max_tags: int | None, tag_field: str) -> None:
+                 match: str, max_tags: int | None, tag_field: str, language: str | None = None) -> None:
         self.vocabulary, self.text_fields, self.locales = vocabulary, text_fields, locales
-        self.word, self.max_tags, self.tag_field = word, max_tags, tag_field
+        self.word, self.stem, self.max_tags, self.tag_field = match != "substring", match == "stem", max_tags, tag_field
+        self.language = LANGUAGES.get(language or "", language)
+        self._by_language: dict[str, tuple[Vocabulary, Callable[[str], str]]] = {}
 
-    def text_of(self, values: dict, skip: frozenset[str]) -> str:
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "AutoTag | None":
+        return _build(args, report, env)
+
+    def language_of(self, locale: str | None) -> str | None:
+        """The Snowball language: the action's `language`, else the locale's, else English for
+        resources without locales; None (no stemming) for a locale Snowball does not know."""
+        if self.language or locale is None:
+            return self.language or "english"
+        return LANGUAGES.get(locale.split("-")[0].lower())
+
+    def scan(self, values: dict, locale: str | None) -> dict[str, int]:
+        skip = NOT_TEXT | {self.tag_field}
         chosen = self.text_fields or [k for k in values if k not in skip and not k.endswith("_on")]
         parts = [t for key in chosen for t in texts(values.get(key), skip)]
-        return normalize(SEPARATOR.join(parts)) if parts else ""
+        if not parts:
+            return {}
+        language = self.language_of(locale) if self.stem else None
+        if language is None:
+            return self.vocabulary.count(normalize(SEPARATOR.join(parts)), self.word)
+        if language not in self._by_language:  # a race builds it twice, harmlessly
+            form = stem_form(language)
+            self._by_language[language] = (Vocabulary(self.vocabulary.entries, form), form)
+        vocabulary, form = self._by_language[language]
+        return vocabulary.count(SEPARATOR.join(form(p) for p in parts), True)
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         if ctx.resource != "publication":
-            counts = self.vocabulary.count(self.text_of(ctx.item, NOT_TEXT | {self.tag_field}), self.word)
+            counts = self.scan(ctx.item, None)
             found = pick(counts, self.max_tags)
             ops = [TagOp(True, None, self.tag_field, tuple(found))] if found else []
             return ops, {"counts": counts, "tags": found}
@@ -107,7 +160,7 @@ class AutoTag(Action):
         items = ctx.item.get("items") or {}
         for locale in target_locales(ctx, self.locales):
             values = items.get(locale) if isinstance(items.get(locale), dict) else {}
-            counts = self.vocabulary.count(self.text_of(values, NOT_TEXT | {self.tag_field}), self.word)
+            counts = self.scan(values, locale)
             found = pick(counts, self.max_tags)
             rendered.setdefault("locales", {})[locale] = {"counts": counts, "tags": found}
             if found:
@@ -163,7 +216,8 @@ def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str
     return entries
 
 
-def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
+def _build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
+    """auto_tag's arguments: exactly one of vocabulary / vocabulary_file, read and checked here."""
     data, ok = load_partial(AutoTagArgs(), args, report)
     given = [key for key in ("vocabulary", "vocabulary_file") if isinstance(args, dict) and key in args]
     if len(given) != 1:
@@ -178,5 +232,6 @@ def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
         return None
     if entries is None or not ok:
         return None
-    return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"] == "word",
-                   data["max_tags"], data["tag_field"])
+    return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"],
+                   data["max_tags"], data["tag_field"], data.get("language"))
+
