@@ -32,7 +32,7 @@ def test_procfile_has_the_three_process_types() -> None:
     assert set(processes) == {"web", "worker", "release"}
     assert processes["web"].startswith('gunicorn "webhooks:create_app()"') and "$PORT" in processes["web"]
     assert processes["worker"].startswith("celery -A tasks worker") and "celery,bulk" in processes["worker"]
-    assert processes["release"] == "prepr-automation validate"
+    assert processes["release"] == "prepr-automation validate && prepr-automation test"
 
 
 def test_app_json_describes_every_setting_and_nothing_else() -> None:
