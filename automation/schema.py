@@ -15,6 +15,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import Schema
 
 from .actions import ACTIONS
+from .actions.update import READ_ONLY
 from .conditions import GROUPS
 from .fields import FILTER_FIELDS
 from .loader import FileSchema, RuleSchema
@@ -44,7 +45,8 @@ def _event_names() -> list[str]:
 
 def _action(name: str) -> dict:
     cls = ACTIONS[name]
-    args: dict = _convert(cls.args) if cls.args is not None else {"type": "object", "minProperties": 1}
+    args: dict = _convert(cls.args) if cls.args is not None else {  # update: a PUT body fragment
+        "type": "object", "minProperties": 1, "propertyNames": {"not": {"enum": list(READ_ONLY)}}}
     if cls.short:
         short = args["properties"][cls.short]
         args = {"anyOf": [{**short, "type": "array"}, args]}
