@@ -14,7 +14,7 @@ HEAD = "version: 1\nrules:\n  - id: r\n    on: content_item.changed\n"
 BOMB = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdef", "bcdefg"))
 HOSTILE: dict[str, tuple[bytes, str, str]] = {  # name: (file, expected position, message part)
     "alias bomb": (('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + BOMB
-                    + "version: 1\nrules: *g\n").encode(), "6:8", "aliases are expanded"),
+                    + "version: 1\nrules: *g\n").encode(), "6:8", "aliases expand to more than"),
     "nesting": (("version: 1\nrules: " + "[" * 600 + "]" * 600).encode(), "2:47", "nested deeper"),
     "long number": (("version: 1\nrules: [" + "1" * 5000 + "]").encode(), "2:9", "plain value longer"),
     "control character": (b"version: 1\nrules:\n  - id: r\x01\n", "3:10", "special characters"),
@@ -26,7 +26,7 @@ HOSTILE: dict[str, tuple[bytes, str, str]] = {  # name: (file, expected position
                      "5:38", "keyword longer than 200"),
     "no on": (b"version: 1\nrules:\n  - id: r\n    do: [{add_tags: [x]}]\n", "3:5",
               "rules[0].on: missing data"),
-    "huge file": (b"version: 1\n" + b"#" * (1024 * 1024 + 1), "1:1", "larger than"),
+    "huge file": (b"version: 1\n" + b"#" * (2 * 1024 * 1024 + 1), "1:1", "larger than"),
     "long template": ((HEAD + "    do: [{update: {title: '{{ 1 " + "+ 1 " * 3000 + "}}'}}]\n").encode(),
                       "5:27", "template longer than"),
 }
