@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench validate clean
+.PHONY: run test bench validate fuzz-rules clean
 
 $(STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ bench: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/prepr-automation validate
+
+# >= 3,000 mutated rule files, each in a memory-capped child process; figures to benchmarks/RESULTS.md
+fuzz-rules: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz_rules --files 3000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info
