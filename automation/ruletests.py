@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from .actions.base import StringList, load_partial
+from .events import check_pattern, is_glob
 from .model import RuleSet
 from .planner import Evaluation, evaluate
 from .yamlsrc import Reporter
@@ -22,11 +23,14 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class EventSchema(Schema):
+    """The envelope as Prepr sends it; other keys (id, created_on, dc...) are kept, as at the door."""
+
+    class Meta:
+        unknown = INCLUDE
+
     event = fields.String(required=True, validate=validate.Length(min=1))
     payload = fields.Dict(load_default=dict)
     performed_by = fields.Raw()
-    id = fields.String()
-    created_on = fields.Raw()
 
 
 class CallSchema(Schema):
@@ -82,6 +86,9 @@ def compile_cases(raw: Any, report: Reporter, rule_ids: set[str]) -> list[RuleCa
         at = report.at(index)
         before = at.count
         data, _ = load_partial(CaseSchema(), entry, at)
+        name = data.get("event", {}).get("event")
+        if isinstance(name, str) and (is_glob(name) or check_pattern(name)):
+            at.error(check_pattern(name) or "a test event is one event name, not a glob", "event", "event")
         for key in ("fired", "not_fired"):
             for i, rule_id in enumerate(data.get("expect", {}).get(key, [])):
                 if rule_id not in rule_ids:
