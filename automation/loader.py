@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import Schema, fields as mfields, validate
+
+from prepr.filters import encode_filter as encode_prepr_filter  # the one encoding, shared with the client
 
 from .actions import ACTIONS, BuildEnv
 from .actions.base import StrictBool, load, load_partial
@@ -50,15 +52,6 @@ class RuleSchema(Schema):
     stop = StrictBool()
 
 
-def default_encoder() -> Callable[[dict], list] | None:
-    """The one filter encoding, shared with the Prepr client (absent: filters are checked here only)."""
-    try:
-        from prepr.filters import encode_filter
-    except ImportError:
-        return None
-    return encode_filter
-
-
 def discover(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -70,7 +63,7 @@ def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
     root = Path(path)
     if not root.exists():
         raise RuleSetError([RuleError(str(path), 1, 1, "", "no such rule file or folder")])
-    encoder = default_encoder() if encode_filter is _DEFAULT else encode_filter
+    encoder = encode_prepr_filter if encode_filter is _DEFAULT else encode_filter
     vocab_files: set[Path] = set()
     compiled: list[tuple[Path, Source, Compiled]] = []
     for file in discover(root):

@@ -29,12 +29,12 @@ HANG_SECONDS = 20.0
 MEMORY_BYTES = 2 * 1024**3
 
 
-def child() -> None:
-    """Read file paths from stdin; print {"start"} then {"end", outcome} per file."""
+def child(listing: str) -> None:
+    """Read file paths from the listing; print {"start"} then {"end", outcome} per file."""
     from tests.automation.mutations import check_file
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    for line in sys.stdin:
+    for line in Path(listing).read_text().splitlines():
         path = Path(line.strip())
         print(json.dumps({"start": str(path)}), flush=True)
         started = time.perf_counter()
@@ -62,13 +62,12 @@ def run(files: int, seed: int) -> dict:
             path.write_bytes(mutate(base, ops))
             paths.append(path)
         pending = list(paths)
-        while pending:
-            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.fuzz_rules", "--child"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                    cwd=Path(__file__).resolve().parent.parent)
-            assert proc.stdin and proc.stdout
-            proc.stdin.write("".join(f"{p}\n" for p in pending))
-            proc.stdin.close()
+        listing = Path(tmp) / "pending.txt"
+        while pending:  # one child process per run of files; a new one after a crash or hang
+            listing.write_text("".join(f"{p}\n" for p in pending))
+            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.fuzz_rules", "--child", str(listing)],
+                                    stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+            assert proc.stdout
             current = None
             while True:
                 ready, _, _ = select.select([proc.stdout], [], [], HANG_SECONDS)
@@ -93,21 +92,23 @@ def run(files: int, seed: int) -> dict:
                     examples.setdefault(message["outcome"], message["detail"])
                 current = None
                 pending.remove(Path(message["end"]))
-            proc.wait()
+            code = proc.wait()
             if current is not None:
                 pending.remove(Path(current))
+            elif pending and code:
+                raise SystemExit(f"the checking process failed to start (exit {code})")
     return {"files": files, "seed": seed, "counts": dict(counts), "slowest": slowest, "examples": examples}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--child", metavar="LISTING", help="(internal) check the files listed")
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.child:
-        child()
+        child(args.child)
         return 0
     started = time.perf_counter()
     result = run(args.files, args.seed)
