@@ -10,18 +10,16 @@ the locale's language (snowballstemmer), so "elections" finds "election" and "ve
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 import ahocorasick
-import snowballstemmer
 from marshmallow import Schema, fields, validate
 
 from ..draft import TagOp
 from ..fields import texts
 from ..resources import KINDS
-from ..text import fold, is_word_char, normalize, strip_html
+from ..text import LANGUAGES, is_word_char, normalize, stem_form
 from ..yamlsrc import Reporter, Source, to_plain
 from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load_partial
 from .tags import target_locales
@@ -29,16 +27,6 @@ from .tags import target_locales
 SEPARATOR = " \x00 "  # between fields: no keyword can match across it
 MAX_KEYWORD_CHARS = 200
 MAX_KEYWORDS = 100_000  # per vocabulary
-# ISO 639-1 code -> Snowball algorithm; a locale's language picks its stemmer ('nl-BE' -> dutch)
-LANGUAGES = {code: name for code, name in {
-    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
-    "en": "english", "es": "spanish", "et": "estonian", "eu": "basque", "fi": "finnish", "fr": "french",
-    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian", "it": "italian",
-    "lt": "lithuanian", "nb": "norwegian", "ne": "nepali", "nl": "dutch", "nn": "norwegian",
-    "no": "norwegian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
-    "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
-}.items() if name in snowballstemmer.algorithms()}
-_WORD = re.compile(r"\w+")
 NOT_TEXT = frozenset({"id", "label", "status", "slug", "reference_id", "mime_type", "extension",
                       "replaceable", "locale", "format", "email", "phone"})
 
@@ -97,19 +85,6 @@ def pick(counts: dict[str, int], max_tags: int | None) -> list[str]:
     """Most occurrences first; ties keep vocabulary order (dicts preserve it)."""
     ranked = sorted(counts, key=lambda tag: -counts[tag])
     return ranked[:max_tags] if max_tags else ranked
-
-
-def stem_form(language: str) -> Callable[[str], str]:
-    """Text -> its words' stems, HTML stripped and folded like `normalize` (stems are taken
-    before diacritics go, as the Snowball algorithms expect them)."""
-    stemmer = snowballstemmer.stemmer(language)
-
-    def form(text: str) -> str:
-        words = _WORD.findall(strip_html(text).casefold())
-        unique = list(dict.fromkeys(words))
-        stems = dict(zip(unique, stemmer.stemWords(unique)))
-        return fold(" ".join(stems[w] for w in words))
-    return form
 
 
 class AutoTag(Action):
