@@ -54,7 +54,7 @@ LANGUAGES = {code: name for code, name in {
     "no": "norwegian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
     "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
 }.items() if name in snowballstemmer.algorithms()}
-_WORD = re.compile(r"\w+")
+_NON_WORD = re.compile(r"\W+")
 
 
 def stem_form(language: str) -> Callable[[str], str]:
@@ -63,8 +63,8 @@ def stem_form(language: str) -> Callable[[str], str]:
     stemmer = snowballstemmer.stemmer(language)
 
     def form(text: str) -> str:
-        words = _WORD.findall(strip_html(text).casefold())
-        unique = list(dict.fromkeys(words))
+        words = [w for w in _NON_WORD.split(strip_html(text).casefold()) if w]
+        unique = list(dict.fromkeys(words))  # each distinct word stemmed once
         stems = dict(zip(unique, stemmer.stemWords(unique)))
-        return fold(" ".join(stems[w] for w in words))
+        return fold(" ".join(map(stems.__getitem__, words)))
     return form
