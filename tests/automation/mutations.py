@@ -79,7 +79,7 @@ def check_file(path: Path) -> tuple[bool, list[str]]:
     except RuleSetError as exc:
         for error in exc.errors:
             line = str(error).encode("utf-8", "backslashreplace")
-            if not ERROR_LINE.match(line) or "\n" in str(error) or not str(error).startswith(str(path)):
+            if not ERROR_LINE.match(line) or "\n" in str(error):  # a vocabulary file's errors name it
                 problems.append(f"malformed error line: {str(error)[:200]!r}")
         if not exc.errors:
             problems.append("RuleSetError without errors")
