@@ -121,9 +121,12 @@ class AutoTag(Action):
             return self.vocabulary.count(normalize(SEPARATOR.join(parts)), self.word)
         if language not in self._by_language:  # a race builds it twice, harmlessly
             form = stem_form(language)
-            self._by_language[language] = (Vocabulary(self.vocabulary.entries, form), form)
+            # stems are words joined by single spaces: keywords padded with a space on each side
+            # can only match whole words, so the scan needs no boundary checks
+            padded = Vocabulary(self.vocabulary.entries, lambda k: f" {stem} " if (stem := form(k)) else "")
+            self._by_language[language] = (padded, form)
         vocabulary, form = self._by_language[language]
-        return vocabulary.count(SEPARATOR.join(form(p) for p in parts), True)
+        return vocabulary.count(f" {SEPARATOR.join(form(p) for p in parts)} ", False)
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         if ctx.resource != "publication":
