@@ -83,3 +83,38 @@ def test_a_hostile_edit_leaves_the_live_set_in_force(tmp_path: Path, name: str) 
     status = live.status
     assert status["loaded"] and status["rules"] == 1 and status["errors"] >= 1
     assert ERROR_LINE.match(status["first_error"]), status["first_error"]
+
+
+def test_the_receiver_answers_the_same_after_a_hostile_edit(tmp_path: Path, redis_url: str) -> None:
+    """The web process's answers (queued / ignored, /health) stay those of the last good set."""
+    import json
+
+    import redis
+
+    from prepr_automation.settings import Settings
+    from webhooks import create_app
+    from webhooks.intake import Intake
+    from webhooks.signature import sign
+
+    key = "hostile-edit-key"
+    (tmp_path / "a.yaml").write_text(HEAD + "    do: [{add_tags: [x]}]\n")
+    live = LiveRuleSet(str(tmp_path), check_every=0)
+    settings = Settings(webhook_secrets=(key,), broker_url=redis_url, rules_path=str(tmp_path))
+    intake = Intake(redis.Redis.from_url(redis_url), settings.dedupe_ttl, settings.trace_ttl)
+    client = create_app(settings, listens=live.listens_to, intake=intake).test_client()
+
+    def answers(round_: str) -> list:
+        out = []
+        for n, event in enumerate(("content_item.changed", "asset.created")):
+            body = json.dumps({"id": f"hostile-{round_}-{n}", "event": event, "payload": {"id": "p1"}}).encode()
+            response = client.post("/webhooks/prepr", data=body, content_type="application/json",
+                                   headers={"Prepr-Signature": sign(body, key)})
+            out.append((response.status_code, response.get_json()["status"]))
+        return out
+
+    assert answers("before") == [(202, "queued"), (202, "ignored")]
+    for name, (data, _, _) in HOSTILE.items():
+        (tmp_path / "b.yaml").write_bytes(data)
+        assert answers(name.replace(" ", "-")) == [(202, "queued"), (202, "ignored")], name
+        assert client.get("/health").status_code == 200
+        assert live.status["errors"] >= 1 and live.status["rules"] == 1
