@@ -2,9 +2,9 @@
 
 Validation works on plain data (what marshmallow and the compilers see) while `Source.error`
 finds the position of a key path in the node tree, so every error points at its key or value.
-A file is first read as a stream of parser events, which bounds its size, nesting depth and
-the nodes its aliases expand to before any tree is built: a malformed or hostile file is an
-error at its line and column, in bounded time and memory.
+The composer that builds the node tree bounds nesting depth, what aliases expand to and the
+length of plain numbers as it goes: a malformed or hostile file is an error at its line and
+column, in bounded time and memory.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path as FilePath
 
 from ruamel.yaml import YAML, events
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RuleError
@@ -33,35 +35,47 @@ class _Limit(Exception):
         self.mark = mark
 
 
-def _check_events(yaml: YAML, text: str) -> None:
-    """Walk the parser's events: raise _Limit past MAX_DEPTH or MAX_ALIASED (an alias counts as
-    the expanded size of what it names, so a 'billion laughs' file stops at its first lines)."""
-    sizes: dict[str, int] = {}
-    stack: list[list] = [[0, None]]  # [expanded size, anchor] per open collection
-    aliased = 0
-    for event in yaml.parse(text):
-        if isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
-            if len(stack) > MAX_DEPTH:
-                raise _Limit(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-            stack.append([1, event.anchor])
-        elif isinstance(event, (events.MappingEndEvent, events.SequenceEndEvent)):
-            size, anchor = stack.pop()
-            if anchor is not None:
-                sizes[anchor] = size
-            stack[-1][0] += size
-        elif isinstance(event, (events.ScalarEvent, events.AliasEvent)):
-            if (isinstance(event, events.ScalarEvent) and not event.style
-                    and len(event.value) > MAX_NUMBER_CHARS and event.value[:1] in "+-.0123456789"):
-                raise _Limit(f"plain value longer than {MAX_NUMBER_CHARS} characters (quote it)",
-                             event.start_mark)
-            size = 1 if isinstance(event, events.ScalarEvent) else sizes.get(event.anchor, 1)
-            if isinstance(event, events.ScalarEvent) and event.anchor is not None:
-                sizes[event.anchor] = 1
-            stack[-1][0] += size
-            if isinstance(event, events.AliasEvent):
-                aliased += size
-                if aliased > MAX_ALIASED:
-                    raise _Limit(f"aliases expand to more than {MAX_ALIASED} values", event.start_mark)
+class _BoundedComposer(Composer):
+    """ruamel's composer, stopped at MAX_DEPTH nesting, MAX_ALIASED values added by aliases (an
+    alias counts as the expanded size of what it names, so a 'billion laughs' file stops at
+    its first lines) and plain numbers of MAX_NUMBER_CHARS: checked as the tree is built."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader=loader)
+        self.nesting, self.aliased, self.sizes = 0, 0, {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, events.AliasEvent):
+            node = super().compose_node(parent, index)
+            self.aliased += self._size(node)
+            if self.aliased > MAX_ALIASED:
+                raise _Limit(f"aliases expand to more than {MAX_ALIASED} values", event.start_mark)
+            return node
+        if (isinstance(event, events.ScalarEvent) and not event.style
+                and len(event.value) > MAX_NUMBER_CHARS and event.value[:1] in "+-.0123456789"):
+            raise _Limit(f"plain value longer than {MAX_NUMBER_CHARS} characters (quote it)", event.start_mark)
+        if not isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
+            return super().compose_node(parent, index)
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise _Limit(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+    def _size(self, node: Any) -> int:
+        """Values in a node once expanded (shared nodes counted each time, worked out once)."""
+        key = id(node)
+        if key not in self.sizes:
+            if isinstance(node, SequenceNode):
+                self.sizes[key] = 1 + sum(self._size(n) for n in node.value)
+            elif isinstance(node, MappingNode):
+                self.sizes[key] = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            else:
+                self.sizes[key] = 1
+        return self.sizes[key]
 
 
 def decode(name: str, data: bytes) -> tuple[str | None, RuleError | None]:
@@ -136,9 +150,9 @@ class Source:
     def parse(cls, name: str, text: str) -> "Source":
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
+        yaml.Composer = _BoundedComposer
         src = cls(name, None)
         try:
-            _check_events(yaml, text)
             src.root = yaml.load(text)
         except _Limit as exc:
             src.errors.append(RuleError(name, exc.mark.line + 1, exc.mark.column + 1, "", str(exc)))
