@@ -118,7 +118,7 @@ def main() -> int:
         HEADING, "",
         f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {_report.machine()}. "
         f"`make fuzz-rules` (benchmarks/fuzz_rules.py, seed {args.seed}): {args.files:,} mutations of the shipped "
-        f"and fixture rule files (byte flips, cuts, copies, hostile fragments, spliced lines), each loaded in a "
+        f"and fixture rule files (half: values and keys changed in the parsed file, written back as valid YAML; half: byte flips, cuts, copies, hostile fragments, spliced lines, mixed with those), each loaded in a "
         f"child process capped at {MEMORY_BYTES // 1024**3} GiB; a file that loads is also evaluated against four "
         f"events and its own rule tests. {time.perf_counter() - started:.0f} s in all.", "",
         "| outcome | files |", "|---|---:|",

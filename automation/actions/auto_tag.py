@@ -178,11 +178,17 @@ def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
     return entries
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL: no such file
+        return False
+
+
 def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str]] | None:
-    candidates = [env.source_dir / name, Path(name)]
-    path = next((p for p in candidates if p.is_file()), None)
+    path = next((p for p in (env.source_dir / name, Path(name)) if _is_file(p)), None)
     if path is None:
-        report.error(f"vocabulary file not found: {name}")
+        report.error(f"vocabulary file not found: {name[:200]}")
         return None
     env.vocab_files.add(path.resolve())
     source = Source.read(path)

@@ -24,12 +24,14 @@ class ChannelArgs(Schema):
 
 def resolve_channel(ref: str, channels: Sequence[dict]) -> str:
     target = fold(ref)
-    for channel in channels:
-        if any(fold(k) == target for k in ref_keys(channel)):
+    for channel in channels:  # an entry without an id cannot be assigned: skipped
+        if isinstance(channel, dict) and channel.get("id") not in (None, "") \
+                and any(fold(k) == target for k in ref_keys(channel)):
             return str(channel["id"])
     if _UUID.match(ref):
         return ref  # an id the list does not show (or no list given): trust it
-    known = ", ".join(sorted({str(c.get("slug") or c.get("name") or c.get("id")) for c in channels})) or "none"
+    known = ", ".join(sorted({str(c.get("slug") or c.get("name") or c.get("id"))
+                              for c in channels if isinstance(c, dict)})) or "none"
     raise ActionError(f"unknown channel '{ref}' (known: {known})")
 
 

@@ -3,10 +3,14 @@ rule files, plus the fragments hostile files are made of. Shared by the hypothes
 (test_fuzz_rules.py) and the long run (`make fuzz-rules`, benchmarks/fuzz_rules.py)."""
 from __future__ import annotations
 
+import copy
+import io
 import random
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SEEDS: list[bytes] = [p.read_bytes() for p in sorted(
@@ -26,7 +30,22 @@ FRAGMENTS: list[bytes] = [
     b"matches: 'a{4294967296}'", b"matches: '(a+)+$'", b"matches: '['", b"fz: ''",
     b"vocabulary_file: ../../../etc/passwd", b"vocabulary_file: /dev/zero",
 ]
-OPS = ("flip", "delete", "duplicate", "insert", "line", "drop_line", "swap_lines")
+OPS = ("flip", "delete", "duplicate", "insert", "line", "drop_line", "swap_lines", "data", "data")
+# for "data": values and keys put into the parsed file, so mutants get past YAML into the validators
+VALUES: list = [
+    None, True, 0, -1, 2**63, 1.5, float("inf"), "", "x", "x" * 300, "{{ item.id }}", "{{ 10**100000 }}",
+    "{{ x.y.z }}", "{% if %}", "{{ item.clear() }}", "a{4294967296}", "(", "(a+)+$", [], {}, [None],
+    {"eq": "x"}, {"in": []}, {"matches": "["}, {"fz": ""}, {"changed": True}, {"gt": "2024-01-01"},
+    ["a", 1, None], {"any": []}, {"not": None}, {"all": [{"tags": {"in": ["a"]}}]}, "content_item.*", "*",
+    "asset.deleted", "person.x", {"vocabulary": {"x": None}}, {"vocabulary": {"x": ["a" * 201]}},
+    {"tags": [{"eq": "x", "param": "slug"}]}, {"add_tags": ["y"]}, {"update": {"id": 1}},
+    {"bulk_put": {"filter": {"q": {"fz": "x"}}, "set": {"a": 1}}}, {"track_event": {"label": "L"}},
+    {"auto_tag": {"vocabulary": {"t": ["w"]}, "match": "stem", "language": "nl"}},
+    {"name": "t", "event": {"event": "content_item.changed", "payload": {"id": "p"}}, "expect": {"calls": []}},
+]
+KEYS = ["id", "on", "do", "when", "tests", "rules", "version", "stop", "dry_run", "throttle", "enabled",
+        "disabled", "expect", "fired", "calls", "item", "event", "payload", "match", "fields", "x",
+        "items.*.title.body", "event.performed_by", "title", "q", "param", "max_items", "vocabulary_file"]
 
 
 def mutate(seed: bytes, ops: Sequence[tuple[str, int, int]]) -> bytes:
@@ -44,6 +63,8 @@ def mutate(seed: bytes, ops: Sequence[tuple[str, int, int]]) -> bytes:
             data[at:at] = data[at:at + 1 + b % 256]
         elif op == "insert":
             data[at:at] = FRAGMENTS[b % len(FRAGMENTS)]
+        elif op == "data":
+            data = bytearray(mutate_data(bytes(data), random.Random(a * 2**20 + b)))
         else:
             lines = bytes(data).splitlines(keepends=True) or [b""]
             i = a % len(lines)
@@ -58,9 +79,49 @@ def mutate(seed: bytes, ops: Sequence[tuple[str, int, int]]) -> bytes:
     return bytes(data)
 
 
+def _slots(node: Any, out: list) -> list:
+    """Every (container, key) pair in a parsed file, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.append((node, key))
+            _slots(value, out)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out.append((node, index))
+            _slots(value, out)
+    return out
+
+
+def mutate_data(seed: bytes, rng: random.Random) -> bytes:
+    """Parse, change 1-3 values or keys (set, delete, add), write back; unparsable seeds as they are."""
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        data = yaml.load(seed)
+    except Exception:  # noqa: BLE001 - a broken seed stays broken
+        return seed
+    for _ in range(rng.randint(1, 3)):
+        slots = _slots(data, [])
+        if not slots:
+            break
+        container, key = rng.choice(slots)
+        action = rng.randrange(3)
+        if action == 0:
+            container[key] = copy.deepcopy(rng.choice(VALUES))
+        elif action == 1:
+            del container[key]
+        elif isinstance(container, dict):
+            container[rng.choice(KEYS)] = copy.deepcopy(rng.choice(VALUES))
+        else:
+            container.insert(key, copy.deepcopy(rng.choice(VALUES)))
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue().encode()
+
+
 def random_case(rng: random.Random) -> tuple[bytes, list[tuple[str, int, int]]]:
     seed = rng.choice(SEEDS)
-    ops = [(rng.choice(OPS), rng.randrange(2**20), rng.randrange(2**20)) for _ in range(rng.randint(1, 6))]
+    kinds = ("data",) if rng.random() < 0.5 else OPS  # half of them stay valid YAML
+    ops = [(rng.choice(kinds), rng.randrange(2**20), rng.randrange(2**20)) for _ in range(rng.randint(1, 6))]
     return seed, ops
 
 

@@ -13,10 +13,12 @@ from .mutations import OPS, SEEDS, check_file, mutate
 
 STEPS = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**20), st.integers(0, 2**20)),
                  min_size=1, max_size=6)
+DATA_STEPS = st.lists(st.tuples(st.just("data"), st.integers(0, 2**20), st.integers(0, 2**20)),
+                      min_size=1, max_size=4)  # valid YAML, so the validators and the engine are reached
 
 
 @settings(max_examples=400, deadline=timedelta(seconds=10), suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.sampled_from(SEEDS), steps=STEPS)
+@given(seed=st.sampled_from(SEEDS), steps=STEPS | DATA_STEPS)
 def test_mutated_rule_files_give_errors_at_their_place(seed: bytes, steps: list) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzzed.yaml"

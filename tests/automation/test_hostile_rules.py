@@ -118,3 +118,25 @@ def test_the_receiver_answers_the_same_after_a_hostile_edit(tmp_path: Path, redi
         assert answers(name.replace(" ", "-")) == [(202, "queued"), (202, "ignored")], name
         assert client.get("/health").status_code == 200
         assert live.status["errors"] >= 1 and live.status["rules"] == 1
+
+
+def test_a_channel_list_entry_without_an_id_is_skipped(tmp_path: Path) -> None:
+    """Found by the rule-file fuzz: Prepr's channel list is data too."""
+    path = tmp_path / "r.yaml"
+    path.write_text(HEAD + "    do: [{assign_channels: [app]}]\n")
+    envelope = {"event": "content_item.changed", "payload": {"id": "p1", "channels": []}}
+    ruleset = load_rules(path)
+    result = evaluate(ruleset, envelope, channels=[{"slug": "app"}, {"id": "ch-app", "slug": "app"}])
+    assert result.plan[0].body == {"channels": [{"id": "ch-app"}]}
+    result = evaluate(ruleset, envelope, channels=[{"slug": "app"}, "junk"])
+    assert result.rules[0].status == "error" and "unknown channel 'app'" in result.rules[0].errors[0]
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "a\\u0000b", "/dev/zero", "."])
+def test_a_vocabulary_file_that_cannot_be_read_is_not_found(tmp_path: Path, name: str) -> None:
+    """Found by the rule-file fuzz: a name too long for the file system raised OSError."""
+    path = tmp_path / "r.yaml"
+    path.write_text(HEAD + f'    do: [{{auto_tag: {{vocabulary_file: "{name}"}}}}]\n')
+    with pytest.raises(RuleSetError) as raised:
+        load_rules(path)
+    assert [e.message[:26] for e in raised.value.errors] == ["vocabulary file not found:"]
