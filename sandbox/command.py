@@ -18,13 +18,25 @@ import click
 @click.option("--webhook-secret", envvar="SANDBOX_WEBHOOK_SECRET", help="Signing key for the webhooks.")
 @click.option("--user-id", envvar="SANDBOX_USER_ID",
               help="Person id behind the token (performed_by of API writes).")
+@click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, envvar="SANDBOX_LATENCY_MS",
+              show_default=True, help="Remote mode: every API call takes this long, as Prepr across the internet.")
+@click.option("--rate-limit", envvar="SANDBOX_RATE_LIMIT", metavar="WINDOWS",
+              help="Remote mode: Prepr's windows per token, e.g. '35/second;800/minute'; 429 beyond any.")
 def sandbox_command(port: int, host: str, data_dir: str, seed_file: str | None, webhook_url: str | None,
-                    webhook_secret: str | None, user_id: str | None) -> None:
+                    webhook_secret: str | None, user_id: str | None, latency_ms: int, rate_limit: str | None) -> None:
     """Serve a local stand-in for Prepr's REST and tracking APIs, with demo content."""
+    from limits import parse_many
+
     from .server import serve
 
     if webhook_url and not webhook_secret:
         raise click.UsageError("--webhook-url needs --webhook-secret (SANDBOX_WEBHOOK_SECRET)")
+    if rate_limit:
+        try:
+            parse_many(rate_limit)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--rate-limit") from None
     serve(port, data_dir, host=host, user_id=user_id or os.environ.get("PREPR_AUTOMATION_USER_ID"),
           webhook_url=webhook_url, webhook_secret=webhook_secret, seed_file=seed_file,
+          latency_ms=latency_ms, rate_limit=rate_limit,
           ready=lambda url: click.echo(f"Prepr sandbox listening on {url}", err=True))

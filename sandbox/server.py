@@ -223,13 +223,13 @@ def _unquote(path: str) -> str:
 
 def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: str | None = None,
           user_id: str | None = None, webhook_url: str | None = None, webhook_secret: str | None = None,
-          seed_file: str | Path | None = None, ready: Callable[[str], None] | None = None) -> None:
+          seed_file: str | Path | None = None, ready: Callable[[str], None] | None = None, **remote: Any) -> None:
     """Serve until SIGINT or SIGTERM. `ready(url)` is called once the socket is listening.
 
     One process: the content, faults and request log are that process's state."""
     token = resolve_token(token)
     app = create_app(data_dir, token, user_id=user_id, webhook_url=webhook_url, webhook_secret=webhook_secret,
-                     seed_file=seed_file)
+                     seed_file=seed_file, **remote)
     server = Server((host, port), app)
     url = f"http://{host}:{server.server_address[1]}"
     (ready or (lambda u: print(f"Prepr sandbox on {u} (data in {Path(data_dir) / 'sandbox.sqlite3'})",
