@@ -71,8 +71,10 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         if path == "/health":
             return None
         if not path.startswith("/_sandbox"):
-            # remote mode: counted on arrival (the tracking API has no token: not counted), then the latency
-            admitted, g.rate_headers = remote.admit(given_token()) if given_token() else (True, {})
+            # remote mode: counted on arrival, then the latency. Not counted: the tracking API (no token)
+            # and an editor's change (X-Sandbox-User: made in Prepr's app, not with the token)
+            counted = given_token() and not request.headers.get("X-Sandbox-User")
+            admitted, g.rate_headers = remote.admit(given_token()) if counted else (True, {})
             remote.delay()
             if not admitted:
                 return _error(429, "rate limit exceeded")
