@@ -23,7 +23,7 @@ from pathlib import Path
 from statistics import median
 
 from benchmarks import _report
-from benchmarks.e2e import BIN, Processes, cpu_seconds, free_port, terminated_cleanly
+from benchmarks._stack import BIN, Processes, cpu_seconds, free_port, terminated_cleanly
 
 HEADING = "## Sandbox server"
 ROUNDS = int(os.environ.get("BENCH_SANDBOX_ROUNDS", "3"))

@@ -104,7 +104,7 @@ def dev(port: int | None, sandbox_port: int, worker_concurrency: int) -> None:
         [_bin("gunicorn"), "webhooks:create_app()", "--preload", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", "1", "--threads", "8", "--log-level", "warning"], env=env))
     children.append(subprocess.Popen(
-        [_bin("celery"), "-A", "tasks", "worker", "-Q", "celery,bulk", "-c", str(worker_concurrency),
+        [_bin("celery"), "-A", "tasks", "worker", "-Q", "celery,bulk", "-P", "threads", "-c", str(worker_concurrency),
          "--loglevel", "INFO", "--without-gossip", "--without-mingle"], env=env))
     try:
         _wait_up(f"{sandbox}/health", children)
