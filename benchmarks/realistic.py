@@ -337,7 +337,7 @@ def main() -> list[Result]:
     if not _corpus.FIXTURE.exists():
         print(f"realistic: no corpus at {_corpus.FIXTURE}; skipped")
         return []
-    described = _report.machine()
+    described, began = _report.machine(), time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="bench-realistic-"))
     ok = False
     print(f"realistic: bursts of {BURSTS} and a replay of {REPLAY}; logs in {work}", flush=True)
@@ -354,6 +354,7 @@ def main() -> list[Result]:
                 shutil.rmtree(work, ignore_errors=True)
             else:
                 print(f"realistic: failed; logs kept in {work}", file=sys.stderr)
+    print(f"realistic: {time.monotonic() - began:.0f} s in all", flush=True)
     text = section(results, described, _stack.procfile_worker())
     print(text)
     _report.write_section(text, HEADING)
