@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ def first_publication_events(count: int, path: Path = FIXTURE) -> list[dict[str,
     return events[:count]
 
 
+@lru_cache(maxsize=2)
 def timeline(count: int, retitle_every: int = 3) -> Timeline:
     """The replay schedule; every `retitle_every`-th item whose last two events are a second or more
     apart is retitled between them (half-way, at most a second before the last)."""
