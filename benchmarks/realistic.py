@@ -53,7 +53,7 @@ def section(results: list[Result], described: str, worker: str) -> str:
              "(moving; 429 + Retry-After beyond). Worker: the Procfile's line, `" + worker.split(":", 1)[1].strip()
              + "`, default settings. Deliveries queued by the receiver's intake.", "",
              "| phase | deliveries | seconds | events/s | fastest schedule | ratio | GET/delivery | PUT/delivery "
-             "| minimum PUT/delivery | 429 | lag s | wrong items |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| minimum PUT/delivery | 429 | lag s | wrong items |", "|---|" + "---:|" * 11]
     for r in results:
         burst = bool(r.fastest)
         lines.append(f"| {r.name} | {r.deliveries} | {r.seconds:.1f} | "
@@ -76,7 +76,8 @@ def section(results: list[Result], described: str, worker: str) -> str:
     plan = _corpus.timeline(REPLAY)
     lines += ["", f"Replay: {REPLAY} deliveries for {len(plan.items)} items over {plan.original_span / 3600:.1f} h of "
               f"the corpus, replayed in {plan.span:.0f} s (gaps ≤ {_corpus.KEEP:g} s kept); {len(plan.retitles)} items "
-              f"retitled by an editor before their last event. Minimum PUT: one per item, two for a retitled item whose "
+              f"retitled by an editor before their last event. Minimum PUT: one per item, two for a retitled item "
+              "whose "
               f"last two events are more than COALESCE_SECONDS ({COALESCE:g} s) apart. Fastest schedule: "
               "2 calls per event, each sent as early as every window of Prepr allows, plus one latency.", ""]
     return "\n".join(lines)

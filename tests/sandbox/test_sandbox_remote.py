@@ -47,12 +47,18 @@ def test_latency_delays_each_call_but_not_the_others(sandbox):
     assert 0.4 <= elapsed < 8 * 0.4 / 2, elapsed  # concurrent, not one after another
 
 
-def test_windows_are_per_token_and_the_tracking_api_is_not_counted(sandbox):
+def test_windows_are_per_token_and_neither_tracking_nor_editors_are_counted(sandbox):
     sandbox.admin("PUT", "remote", {"latency_ms": 0, "rate_limit": "2/minute"})
     assert [_get(sandbox, "not-the-token").status_code for _ in range(3)] == [401, 401, 429]
     for _ in range(3):
         assert requests.post(f"{sandbox.url}/events", json={"event": "View"}, timeout=5).status_code == 202
-    assert [_get(sandbox).status_code for _ in range(3)] == [200, 200, 429]
+    first = _get(sandbox, path="/publications?limit=1").json()["items"][0]["id"]
+    for n in range(3):  # an editor's change is made in Prepr's app, not with the token
+        edit = requests.put(f"{sandbox.url}/publications/{first}", timeout=5,
+                            json={"items": {"en-GB": {"title": {"body": f"t{n}"}}}},
+                            headers={"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Sandbox-User": sandbox.user_id})
+        assert edit.status_code == 200 and "X-Prepr-RateLimit-Remaining" not in edit.headers
+    assert [_get(sandbox).status_code for _ in range(2)] == [200, 429]
 
 
 def test_reconfiguring_starts_the_windows_afresh_and_off_turns_it_off(sandbox):
