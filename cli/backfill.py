@@ -111,7 +111,7 @@ def _progress() -> Any:
 def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: bool, restart: bool,
              window: int) -> None:
     """Run one rule over existing content items: one job per item, resumable (progress bar)."""
-    settings = load_settings(require=("access_token",))
+    settings = load_settings(require=("access_token",), cli=True)
     user_filter = _user_filter(filter_json)
     try:
         rules = load_rules(settings.rules_path)
