@@ -90,6 +90,8 @@ def test_dev_tags_a_changed_demo_article_end_to_end(processes: Processes, tmp_pa
     assert traced.returncode == 0 and "outcome: done" in traced.stdout, traced.stderr
     dry = _cli(tmp_path, marker, "backfill", "tag-football-as-sport", "--dry-run")
     assert dry.returncode == 0 and "dry run: would enqueue" in dry.stdout, dry.stderr
+    explained = _cli(tmp_path, marker, "explain", "var/demo-event.json", "--fetch")  # the tour's step 4
+    assert explained.returncode == 0 and "tag-football-as-sport" in explained.stdout, explained.stderr
     sent = _cli(tmp_path, marker, "send", str(ROOT / "examples" / "content_item.changed.json"))
     assert sent.returncode == 0 and sent.stdout.startswith("202 "), sent.stdout + sent.stderr
     other = _cli(tmp_path, marker, "backfill", "tag-football-as-sport", "--dry-run",
