@@ -121,11 +121,12 @@ def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules:
     children.start([sys.executable, "-m", "sandbox", "--port", str(sandbox_port), "--data-dir",
                     str(data_dir / "sandbox"), "--user-id", user, "--webhook-url", f"{web}/webhooks/prepr",
                     "--webhook-secret", secret.split(",")[0]], name="sandbox", env=env)
-    children.start([sys.executable, "-m", "gunicorn", "webhooks:create_app()", "--preload", "--bind", f"127.0.0.1:{port}",
-                    "--worker-class", "gthread", "--workers", "1", "--threads", "8", "--log-level", "warning"],
-                   name="web", env=env)
-    worker = children.start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "celery,bulk", "-n", WORKER_NAME,
-                             "-c", str(workers), "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+    children.start([sys.executable, "-m", "gunicorn", "webhooks:create_app()", "--preload", "--bind",
+                    f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1", "--threads", "8",
+                    "--log-level", "warning"], name="web", env=env)
+    worker = children.start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "celery,bulk",
+                             "-n", WORKER_NAME, "-c", str(workers), "--loglevel", "INFO", "--without-gossip",
+                             "--without-mingle"],
                             name="worker", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ready = threading.Event()
     threading.Thread(target=_forward, args=(worker.stdout, ready), daemon=True).start()

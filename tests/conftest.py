@@ -107,7 +107,8 @@ def survivors(marker: str) -> list[str]:
                 continue
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
-            found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            found.append(command.decode(errors="replace"))
         except OSError:
             continue  # gone meanwhile, or not ours
     return found
