@@ -1,6 +1,7 @@
 """`prepr-automation sandbox`: the Prepr stand-in alone (also `python -m sandbox`)."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -25,9 +26,9 @@ def resolve_token(token: str | None, echo: Callable[[str], None] = print) -> str
 def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: str | None = None,
           user_id: str | None = None, webhook_url: str | None = None, webhook_secret: str | None = None,
           seed_file: str | Path | None = None, ready: Callable[[str], None] | None = None) -> None:
-    """Serve under gunicorn until SIGINT or SIGTERM (graceful). One worker process, a thread per
-    keep-alive connection: the content, faults and request log are that process's state. Not
-    werkzeug's server: it closes the connection after every answer."""
+    """Serve under gunicorn until SIGINT or SIGTERM (graceful): one worker process with 16 threads,
+    keep-alive; the content, faults and request log are that process's state. Not werkzeug's
+    server: it closes the connection after every answer."""
     from gunicorn.app.base import BaseApplication
 
     token = resolve_token(token)
@@ -39,7 +40,7 @@ def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: st
             options = {"bind": [f"{host}:{port}"], "workers": 1, "worker_class": "gthread", "threads": 16,
                        "keepalive": KEEPALIVE, "graceful_timeout": 5, "loglevel": "warning",
                        "proc_name": "prepr-sandbox", "when_ready": lambda arbiter: announce(str(arbiter.LISTENERS[0])),
-                       "worker_exit": lambda arbiter, worker: worker.wsgi.extensions["sandbox"]["store"].close()}
+                       "worker_exit": _close_store}
             for key, value in options.items():
                 self.cfg.set(key, value)
 
@@ -49,6 +50,12 @@ def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: st
                               webhook_secret=webhook_secret, seed_file=seed_file)
 
     Sandbox().run()
+
+
+def _close_store(arbiter: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)  # None when the app failed to load
+    if app is not None:
+        app.extensions["sandbox"]["store"].close()
 
 
 @click.command("sandbox")
@@ -68,6 +75,11 @@ def sandbox_command(port: int, host: str, data_dir: str, seed_file: str | None, 
     """Serve a local stand-in for Prepr's REST and tracking APIs, with demo content."""
     if webhook_url and not webhook_secret:
         raise click.UsageError("--webhook-url needs --webhook-secret (SANDBOX_WEBHOOK_SECRET)")
+    if seed_file:  # checked here: the app is built in gunicorn's worker, where an error is a boot failure
+        try:
+            json.loads(Path(seed_file).read_text())
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--seed") from None
     serve(port, data_dir, host=host, user_id=user_id or os.environ.get("PREPR_AUTOMATION_USER_ID"),
           webhook_url=webhook_url, webhook_secret=webhook_secret, seed_file=seed_file,
           ready=lambda url: click.echo(f"Prepr sandbox listening on {url}", err=True))

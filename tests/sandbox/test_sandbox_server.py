@@ -118,3 +118,12 @@ def test_sigterm_stops_it_promptly_and_cleanly(sandbox):
     sandbox.proc.send_signal(signal.SIGTERM)
     assert sandbox.proc.wait(10) == 0 and time.monotonic() - started < 3
     conn.close()
+
+
+def test_a_seed_that_is_not_json_is_refused_before_serving(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"publications": [')
+    done = subprocess.run([str(BIN / "prepr-automation"), "sandbox", "--port", str(free_port()), "--data-dir",
+                           str(tmp_path), "--seed", str(seed)], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PREPR_ACCESS_TOKEN": "t"})
+    assert done.returncode == 2 and "--seed: not JSON" in done.stderr
