@@ -101,10 +101,12 @@ def client_for(settings: Settings, socket_timeout: float = 5.0) -> redis.Redis:
 
 
 def retry_policy() -> Retry:
-    """How every client rides out a Redis restart or failover: a refused or dropped connection is
-    retried with jittered backoff for about three seconds in all. A timeout is not: the command
-    may have run, and the caller's own policy (the task's retry, the receiver's 503) decides."""
-    return Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), retries=5, supported_errors=(redis.ConnectionError,))
+    """How every client meets a dropped connection (a restart, a failover, an idle connection the
+    server closed): sent again on a fresh one, twice at most, with jittered backoff. Short on
+    purpose: redis-py nests the connect's retries in the command's, so a Redis that stays down is
+    given up on within about a second and the caller's own policy decides (the receiver's 503,
+    the task's retry). A timeout is not retried: the command may have run."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2, supported_errors=(redis.ConnectionError,))
 
 
 @lru_cache(maxsize=8)

@@ -2,11 +2,12 @@
 one retry policy for the embedded unix socket and a managed Redis over TCP alike."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import redis
@@ -64,19 +65,57 @@ def test_both_kinds_of_client_reach_the_same_database(own_redis):
     assert redis.Redis(port=own_redis.port, db=0).get("where") is None  # virtual_host chose the database
 
 
-def test_both_ride_out_a_restart_of_redis(own_redis):
-    clients = _clients(own_redis)
-    for client in clients.values():
-        client.ping()  # a pooled connection that the restart will break
-    own_redis.stop()
-    restart = threading.Timer(0.3, own_redis.start)
-    restart.start()
-    try:
-        for name, client in clients.items():
-            assert client.incr("after-restart") >= 1, name
-    finally:
-        restart.join()
-    assert clients["tcp"].get("after-restart") == b"2"
+class DropFirst:
+    """A relay to the test's Redis that drops its first connection at once, as a failover does."""
+
+    def __init__(self, listener: socket.socket, upstream: Callable[[], socket.socket]) -> None:
+        self.listener, self.upstream, self.accepted = listener, upstream, 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            conn, _ = self.listener.accept()
+            self.accepted += 1
+            if self.accepted == 1:
+                conn.close()
+                continue
+            upstream = self.upstream()
+            for src, dst in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._relay, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _relay(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            src.close(), dst.close()
+
+
+@pytest.mark.parametrize("kind", ["unix socket", "tcp"])
+def test_a_dropped_connection_is_sent_again_on_a_fresh_one(own_redis, tmp_path, kind):
+    if kind == "tcp":
+        listener = socket.create_server(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{listener.getsockname()[1]}/2"
+        relay = DropFirst(listener, lambda: socket.create_connection(("127.0.0.1", own_redis.port)))
+    else:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(tmp_path / "relay.sock"))
+        listener.listen()
+        url = f"redis+socket://{tmp_path / 'relay.sock'}?virtual_host=2"
+
+        def upstream() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(str(own_redis.sock))
+            return sock
+
+        relay = DropFirst(listener, upstream)
+    store.redis_client.cache_clear()
+    assert store.redis_client(url).incr("counted") == 1
+    assert relay.accepted == 2
+    listener.close()
 
 
 def test_without_redis_both_give_up_within_seconds(own_redis):
@@ -86,7 +125,7 @@ def test_without_redis_both_give_up_within_seconds(own_redis):
         started = time.monotonic()
         with pytest.raises(redis.ConnectionError):
             client.ping()
-        assert time.monotonic() - started < 8, name
+        assert time.monotonic() - started < 2, name  # the receiver answers 503 well within Prepr's patience
 
 
 def test_a_timed_out_command_is_not_sent_again(own_redis):
