@@ -82,3 +82,6 @@ def _worker_init(**_: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     init_sentry(settings, "worker")
+    from prepr_automation.eviction import EvictionCheck
+
+    EvictionCheck(store.client_for(settings)).warn()  # evicting Redis drops queued events: say so at start

@@ -16,6 +16,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from prepr_automation import store
+from prepr_automation.eviction import EvictionCheck
 from prepr_automation.observability import init_sentry
 from prepr_automation.settings import ConfigError, Settings, load_settings
 
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+    eviction = EvictionCheck(intake.client)
+    eviction.warn()  # Redis allowed to evict keys would drop queued events: say so at start
     rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
     if listens is None:
         from automation.live import LiveRuleSet  # the rule index: which events anything listens to
@@ -95,7 +98,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def health() -> Response:
         up = intake.healthy()
         body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
-                "rules": rules_status()}
+                "rules": rules_status(), "redis": eviction.report()}
         return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
 
     @app.get("/events/<event_id>")
