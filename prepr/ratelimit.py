@@ -12,8 +12,8 @@ processes and threads share it. `acquire()` waits until one more request fits, i
    The period is stretched by JITTER for the same reason: requests delayed unevenly on their
    way cannot crowd one more than the window allows into one of Prepr's.
 2. Admission: `limits`' moving-window strategy records the request in every window, or says
-   when the full one has room again; then everyone is held back until then (below) and the
-   caller takes a new slot.
+   when the full one has room again; then everyone is held back until then, plus JITTER
+   (below), and the caller takes a new slot.
 
 `block(seconds)` stores a "nobody before" time beside the schedule (Prepr said 429 with
 Retry-After, or a window is full): every process's next slot comes after it.
@@ -113,7 +113,7 @@ class RateLimiter:
         for window in self.windows:
             if not self._strategy.hit(window, self.key):
                 stats = self._strategy.get_window_stats(window, self.key)
-                return max(0.001, stats.reset_time - time.time())
+                return max(0.001, stats.reset_time - time.time()) + JITTER
         return 0.0
 
     def acquire(self) -> float:

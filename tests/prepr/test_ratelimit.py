@@ -64,7 +64,8 @@ def test_every_window_holds_across_limiters_sharing_redis(redis_client):
     for t in threads:
         t.join()
     assert len(stamps) == 40
-    assert _busiest(stamps, 1.0) <= 20 and _busiest(stamps, 2.0) <= 30
+    # stamped after acquire() returns, so a thread's stamp may lag its admission by a few ms
+    assert _busiest(stamps, 0.95) <= 20 and _busiest(stamps, 1.95) <= 30
     assert max(stamps) - min(stamps) >= 2.0  # the 31st request waited for the 2-second window
     other = RateLimiter(redis_client, "20/second;30/2seconds", key="other")
     quick = time.monotonic()
