@@ -78,7 +78,7 @@ class LiveRuleSet:
         rules = self.current()
         status: dict[str, Any] = {"path": self.path, "loaded": rules is not None}
         if rules is not None:
-            status.update(rules.summary(), loaded_at=self.loaded_at)
+            status.update(rules.summary())
         if self._errors:
             status["errors"] = len(self._errors)
             status["first_error"] = self._errors[0]

@@ -142,6 +142,7 @@ class Intake:
     trace_ttl: int
     attempts: int = 3
     backoff: float = 0.15
+    history_cap: int = history.CAP
 
     def __post_init__(self) -> None:
         self._script = self.client.register_script(_SCRIPT)
@@ -160,7 +161,7 @@ class Intake:
                              "item": None if item is None else str(item)})
         keys = [store.seen_key(event_id), store.trace_key(event_id), QUEUE, history.INDEX, history.counts_key(now)]
         args = [event_id, self.dedupe_ttl, self.trace_ttl, message, record,
-                raw if raw is not None else json.dumps(envelope), now, status, history.CAP]
+                raw if raw is not None else json.dumps(envelope), now, status, self.history_cap]
         for attempt in range(self.attempts):
             try:
                 return status if self._script(keys=keys, args=args) == 1 else "duplicate"

@@ -11,6 +11,7 @@ from flask_wtf.csrf import generate_csrf
 
 from automation import evaluate
 from automation.live import LiveRuleSet
+from automation.render import short
 from prepr_automation import history, store
 from prepr_automation.settings import Settings
 
@@ -33,7 +34,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -> Blueprint:
-    bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
+    bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+                   static_folder="static")
     throttle = Throttle(client)
 
     @bp.context_processor
@@ -162,7 +164,8 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     @page
     def rules() -> str:
         rule_set = live.current()
-        return render_template("console/rules.html", status=live.status, errors=live.errors, rules=rule_set)
+        return render_template("console/rules.html", status=live.status, errors=live.errors, rules=rule_set,
+                               loaded_at=live.loaded_at)
 
     @bp.get("/status")
     @page
@@ -173,6 +176,8 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     def not_found(exc: Any) -> Response:
         body = render_template("console/error.html", title="Not found", message=exc.description)
         return secured(make_response(body, 404))
+
+    bp.add_app_template_filter(short, "short")
 
     @bp.app_template_filter("pretty")
     def pretty(value: Any) -> str:
