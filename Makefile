@@ -15,8 +15,14 @@ $(STAMP): setup.py setup.cfg
 run: $(STAMP)
 	$(BIN)/prepr-automation dev
 
+# The console's tests drive Debian's chromium through chromedriver (never a downloaded browser).
+BROWSER_HELP := the console tests need a browser: apt-get install chromium chromium-driver
+
 test: $(STAMP)
 	$(BIN)/python tests/redis_up.py
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$CI" = true ]; then echo "error: $(BROWSER_HELP)" >&2; exit 1; fi; \
+	  echo "note: $(BROWSER_HELP) (they are skipped until then)" >&2; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

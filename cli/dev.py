@@ -137,6 +137,7 @@ def _tour(web: str, sandbox: str, token: str, admin: str, secret: str, broker: s
     click.echo(f"""
 prepr-automation is running
   web      {web}   (POST /webhooks/prepr, GET /health)
+  console  {web}/console   sign in with the admin token {admin}
   sandbox  {sandbox}   (a local Prepr with demo content; token {token})
   worker   2 processes, rules from RULES_PATH; broker {broker}
 
