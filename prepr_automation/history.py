@@ -91,19 +91,27 @@ def _matches(row: Row, outcome: str | None, event: str | None, rule: str | None)
             and (not rule or rule in row.rules))
 
 
+def _needles(outcome: str | None, event: str | None, rule: str | None) -> list[bytes]:
+    """Byte strings every matching row's fields contain: most rows are dropped before parsing."""
+    wanted = [outcome, rule] + ([event] if event and not any(c in event for c in "*?[") else [])
+    return [json.dumps(w).encode() for w in wanted if w]
+
+
 def recent(client: redis.Redis, limit: int = 50, before: float | None = None, outcome: str | None = None,
-           event: str | None = None, rule: str | None = None, batch: int = 500,
+           event: str | None = None, rule: str | None = None, batch: int = 1000,
            scan_max: int = CAP) -> tuple[list[Row], int]:
     """Newest first, at most `limit` rows received before `before`; returns (rows, events examined).
 
-    Filters read the compact `received` and `outline` fields only (not whole traces), `batch`
-    events per round trip, and stop after `scan_max` events.
+    Filters read the compact `received` and `outline` fields only (not whole traces), up to
+    `batch` events per round trip, and stop after `scan_max` events.
     """
     rows: list[Row] = []
     top: str = f"({before}" if before is not None else "+inf"
-    examined = 0
+    needles = _needles(outcome, event, rule)
+    examined, size = 0, limit  # the first round trip asks for just a page: unfiltered lists need no more
     while len(rows) < limit and examined < scan_max:
-        ids = client.zrevrangebyscore(INDEX, top, "-inf", start=examined, num=batch, withscores=True)
+        ids = client.zrevrangebyscore(INDEX, top, "-inf", start=examined, num=size, withscores=True)
+        size = batch
         if not ids:
             break
         with client.pipeline(transaction=False) as pipe:
@@ -114,6 +122,10 @@ def recent(client: redis.Redis, limit: int = 50, before: float | None = None, ou
             examined += 1
             if received is None and outline is None:
                 continue  # the trace expired before the index entry was trimmed
+            if needles:
+                both = (received or b"") + (outline or b"")
+                if not all(needle in both for needle in needles):
+                    continue
             row = _row(member.decode(), score, received, outline)
             if _matches(row, outcome, event, rule):
                 rows.append(row)

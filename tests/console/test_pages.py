@@ -27,12 +27,18 @@ def text(browser: Any) -> str:
 
 
 def shoot(browser: Any, tmp_path: Path, name: str) -> None:
-    """Keep a picture of a page (in the tmp dir; also in CONSOLE_SCREENSHOTS when set)."""
-    path = tmp_path / f"{name}.png"
-    browser.set_window_size(1280, max(900, browser.execute_script("return document.body.scrollHeight") + 120))
-    browser.save_screenshot(str(path))
-    if os.environ.get("CONSOLE_SCREENSHOTS"):
-        shutil.copy(path, Path(os.environ["CONSOLE_SCREENSHOTS"]) / path.name)
+    """Keep pictures of a page at 1280 and 390 px wide (in the tmp dir; also in CONSOLE_SCREENSHOTS
+    when set), and check that at 390 px nothing but a table's own scroll box is wider than the screen."""
+    for width in (1280, 390):
+        browser.set_window_size(width, 1000)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(width, min(4000, height + 140))
+        path = tmp_path / f"{name}-{width}.png"
+        browser.save_screenshot(str(path))
+        if os.environ.get("CONSOLE_SCREENSHOTS"):
+            shutil.copy(path, Path(os.environ["CONSOLE_SCREENSHOTS"]) / path.name)
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px window"
     browser.set_window_size(1280, 1000)
 
 
