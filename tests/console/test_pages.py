@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.tasks.conftest import find_item
 
@@ -19,7 +21,14 @@ def sign_in(browser: Any, console: Console, token: str = ADMIN_TOKEN, navigate: 
     if navigate:
         browser.get(console.url("/login"))
     browser.find_element(By.NAME, "token").send_keys(token)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    click(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+
+
+def click(browser: Any, element: Any) -> None:
+    """Click a button or link that loads a page, and wait until the new page has replaced the old."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(staleness_of(old))
 
 
 def text(browser: Any) -> str:
@@ -50,7 +59,8 @@ def open_event_row(browser: Any, console: Console, item_id: str, outcome: str) -
             if item_id in tr.text and outcome in tr.text and "football-sport" in tr.text:
                 return tr
         return None
-    wait_for(row, what=f"an event for {item_id} with outcome {outcome!r} in the list").find_element(By.TAG_NAME, "a").click()
+    found = wait_for(row, what=f"an event for {item_id} with outcome {outcome!r} in the list")
+    click(browser, found.find_element(By.TAG_NAME, "a"))
 
 
 def test_without_a_session_every_page_goes_to_the_sign_in(console: Console, browser: Any) -> None:
@@ -87,12 +97,12 @@ def test_an_event_the_sandbox_caused_its_trace_explain_and_replay(console: Conso
     assert "No events match these filters." in text(browser)
 
     open_event_row(browser, console, item_id, "done")
-    browser.find_element(By.XPATH, "//button[contains(., 'Explain against the current rules')]").click()
+    click(browser, browser.find_element(By.XPATH, "//button[contains(., 'Explain against the current rules')]"))
     explained = browser.find_element(By.CSS_SELECTOR, ".explained").text
     assert "dry run: nothing sent" in explained and "football-sport" in explained
     before = len(console.sandbox.requests(method="PUT"))
 
-    browser.find_element(By.XPATH, "//button[normalize-space()='Replay']").click()
+    click(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Replay']"))
     assert "Replayed: queued again." in text(browser)
     event_url = browser.current_url
 
@@ -118,15 +128,21 @@ def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, brow
 
     # the same form without its CSRF token is refused, and the letter stays
     browser.execute_script("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Replay all']").click()
+    click(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Replay all']"))
     assert "Form refused" in text(browser) and "CSRF" in text(browser)
     browser.get(console.url("/dead-letters"))
     assert "request refused" in text(browser)
 
-    browser.find_element(By.XPATH, "//td/form/button[normalize-space()='Replay']").click()
+    click(browser, browser.find_element(By.XPATH, "//td/form/button[normalize-space()='Replay']"))
     assert "Replayed 1 dead letter(s)." in text(browser) and "No dead letters." in text(browser)
     open_event_row(browser, console, item_id, "done: 1 call(s) sent")
     assert "replay of" in text(browser)
+
+    browser.get(console.url("/status"))
+    page = text(browser)
+    assert "celery\n0 waiting" in page and "bulk\n0 waiting" in page
+    assert "console-test@" in page and "answered now" in page  # the worker, seen by a ping
+    assert "prepr:ratelimit:prepr:log" in page  # the limiter's window, read from Redis
 
 
 def test_a_broken_rule_edit_shows_on_the_rules_page(console: Console, browser: Any) -> None:
