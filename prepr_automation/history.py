@@ -16,24 +16,31 @@ from typing import Any, Iterator
 
 import redis
 
-from .store import PREFIX, Batch, trace_key
+from .store import PREFIX, trace_key
 
 INDEX = f"{PREFIX}events"  # sorted set: event id scored by its receipt time
 CAP = 100_000  # at most this many events are listed, whatever arrived in 7 days
 QUEUES = ("celery", "bulk")
 _PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: queue names of priority steps 3, 6, 9
-# Not yet final: counted when the run ends, not at every attempt.
-PENDING_KINDS = ("queued", "retrying", "waiting")
+# Not yet final: counted when the run ends, not at every attempt (a merged event's own outcome is
+# written by the run that handled it).
+PENDING_KINDS = ("queued", "retrying", "waiting", "interrupted", "merged")
 
 
 def counts_key(ts: float) -> str:
     return f"{PREFIX}counts:{int(ts // 60)}"
 
 
+_SUFFIXED = ("retrying", "merged")  # "retrying in 1.2s", "merged into run 4f2a…"
+
+
 def kind(outcome: str) -> str:
     """An outcome's family: "done: 2 call(s) sent" -> done, "retrying in 1.2s" -> retrying."""
-    match = re.match(r"[a-z][a-z -]*?(?=:| in | \(|$)", outcome or "")
-    return match.group(0).strip() if match else "other"
+    for family in _SUFFIXED:
+        if outcome.startswith(family):
+            return family
+    head = (outcome or "").split(":", 1)[0].strip()
+    return head if re.fullmatch(r"[a-z][a-z -]*", head) else "other"
 
 
 # KEYS: trace, counts   ARGV: outline, kind ('' = not final), ttl
@@ -46,10 +53,11 @@ end
 """
 
 
-def note_run(pipe: Batch, event_id: str, run: dict[str, Any], ttl: int, scrub: Any = None) -> None:
+def note_run(pipe: Any, event_id: str, run: dict[str, Any], ttl: int, scrub: Any = None) -> None:
     """Add the run's outline (what the event list shows and filters on) and count a final outcome.
 
-    `scrub`: the trace writer's scrubbing function, applied to the outline as to the trace.
+    `pipe`: the trace write's store.Batch or redis-py pipeline; `scrub`: the trace writer's
+    scrubbing function, applied to the outline as to the trace.
     """
     family = kind(str(run.get("outcome", "")))
     rules = (run.get("evaluation") or {}).get("fired") or []

@@ -27,9 +27,9 @@ class TraceWriter:
         value = scrub_text(json.dumps(data, default=str), self.secrets)
         target = pipe if pipe is not None else store.Batch(self.client)
         target.hset(key, field, value)
+        target.expire(key, self.ttl)
         if field == "run":  # the console's event list and counts (one command in the same round trip)
             history.note_run(target, event_id, data, self.ttl, lambda text: scrub_text(text, self.secrets))
-        target.expire(key, self.ttl)
         if pipe is None:
             target.execute()
 

@@ -18,7 +18,8 @@ from webhooks.intake import Delivery, Intake
     ("done: 2 call(s) sent", "done"), ("no change", "no change"), ("no rule matched", "no rule matched"),
     ("dead-lettered: request refused (letter 1a2b)", "dead-lettered"), ("retrying in 1.2s", "retrying"),
     ("waiting: item busy", "waiting"), ("dry run: 1 call(s) planned, none sent", "dry run"),
-    ("skipped: performed by the automation", "skipped"), ("", "other"),
+    ("skipped: performed by the automation", "skipped"), ("merged into run 4f2a9c01", "merged"),
+    ("ignored: the payload has no item id", "ignored"), ("", "other"), ("Weird 42", "other"),
 ])
 def test_outcome_families(outcome: str, family: str) -> None:
     assert history.kind(outcome) == family
