@@ -76,7 +76,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     def stylesheet() -> Response:
         return secured(bp.send_static_file("console.css"))
 
-    @bp.get("")
+    @bp.get("", strict_slashes=False)
     @page
     def events() -> str:
         filters = {k: (request.args.get(k) or "").strip() or None for k in ("outcome", "event", "rule")}
@@ -121,7 +121,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
             explained = {"error": "No valid rule set is loaded; see Rules."}
         else:
             plan = rules.fetch_plan(envelope)
-            result = evaluate(rules, envelope, None, now=time.time())
+            result = evaluate(rules, envelope, None, channels=None, now=time.time())  # channel names unresolved
             explained = {"evaluation": result.to_json(), "fetch": plan.to_json() if plan else None}
         return render_template("console/event.html", event_id=event_id, trace=trace, run=trace.get("run") or {},
                                envelope=envelope, explained=explained,
