@@ -113,7 +113,7 @@ def test_an_event_the_sandbox_caused_its_trace_explain_and_replay(console: Conso
     assert len(console.sandbox.requests(method="PUT")) == before, "the item already has the tag: no PUT"
 
 
-def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, browser: Any) -> None:
+def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, browser: Any, tmp_path: Path) -> None:
     sign_in(browser, console)
     item_id = find_item(console.sandbox, "Late winner")["id"]
     console.sandbox.fault(f"/publications/{item_id}", 400, method="GET", times=1)
@@ -125,6 +125,7 @@ def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, brow
     wait_for(letter, what="the dead letter")
     page = text(browser)
     assert f"GET /publications/{item_id}" in page and "400" in page
+    shoot(browser, tmp_path, "dead-letters-page")
 
     # the same form without its CSRF token is refused, and the letter stays
     browser.execute_script("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
@@ -143,9 +144,10 @@ def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, brow
     assert "celery\n0 waiting" in page and "bulk\n0 waiting" in page
     assert "console-test@" in page and "answered now" in page  # the worker, seen by a ping
     assert "prepr:ratelimit:prepr:log" in page  # the limiter's window, read from Redis
+    shoot(browser, tmp_path, "status-page")
 
 
-def test_a_broken_rule_edit_shows_on_the_rules_page(console: Console, browser: Any) -> None:
+def test_a_broken_rule_edit_shows_on_the_rules_page(console: Console, browser: Any, tmp_path: Path) -> None:
     sign_in(browser, console)
     browser.get(console.url("/rules"))
     page = text(browser)
@@ -161,3 +163,4 @@ def test_a_broken_rule_edit_shows_on_the_rules_page(console: Console, browser: A
     page = text(browser)
     assert "add_tagz" in page and "rules.yaml:" in page
     assert "The previous rule set stays in force" in page and "football-sport" in page
+    shoot(browser, tmp_path, "rules-page")

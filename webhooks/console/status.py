@@ -58,10 +58,11 @@ def rate_limits(client: redis.Redis, limit: int = 200) -> list[dict[str, Any]]:
                 meaning = "requests in the last second"
             elif kind == "list":
                 value, meaning = client.llen(key), "requests in the window"
+            elif kind == "string" and name.endswith((":blocked", ":tat")):  # a time in µs on Redis' clock
+                value = max(0, round((int(client.get(key) or 0) - now_us) / 1000))
+                meaning = "ms until the next free slot" if name.endswith(":tat") else "ms blocked after a 429"
             elif kind == "string":
-                raw = client.get(key) or b""
-                value = raw.decode(errors="replace")
-                meaning = "blocked until / next slot (µs)" if name.endswith((":blocked", ":tat")) else "count"
+                value, meaning = (client.get(key) or b"").decode(errors="replace"), "requests in the window"
             else:
                 value, meaning = kind, ""
             rows.append({"key": name, "value": value, "meaning": meaning, "ttl": client.pttl(key)})
