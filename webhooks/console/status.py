@@ -1,6 +1,7 @@
 """What the status page shows: broker, queues, workers, rate-limit budget, eviction policy."""
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -57,7 +58,7 @@ def rate_limits(client: redis.Redis, limit: int = 200) -> list[dict[str, Any]]:
                 value: Any = client.zcount(key, now_us - 1_000_000, "+inf")
                 meaning = "requests in the last second"
             elif kind == "list":
-                value, meaning = client.llen(key), "requests in the window"
+                value, meaning = _moving_window(client, name, seconds + micros / 1_000_000)
             elif kind == "string" and name.endswith((":blocked", ":tat")):  # a time in µs on Redis' clock
                 value = max(0, round((int(client.get(key) or 0) - now_us) / 1000))
                 meaning = "ms until the next free slot" if name.endswith(":tat") else "ms blocked after a 429"
@@ -67,6 +68,22 @@ def rate_limits(client: redis.Redis, limit: int = 200) -> list[dict[str, Any]]:
                 value, meaning = kind, ""
             rows.append({"key": name, "value": value, "meaning": meaning, "ttl": client.pttl(key)})
     return sorted(rows, key=lambda r: r["key"])
+
+
+_WINDOW = re.compile(r"/(\d+)/(\d+)/(second|minute|hour|day)$")
+_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _moving_window(client: redis.Redis, name: str, now: float) -> tuple[Any, str]:
+    """A `limits` moving window (`LIMITS:LIMITER/<key>/<amount>/<multiples>/<unit>`): a list of
+    request times, newest first, trimmed to <amount>; those within the window are in use."""
+    found = _WINDOW.search(name)
+    if found is None:
+        return client.llen(name), "entries"
+    amount, multiples, unit = int(found[1]), int(found[2]), found[3]
+    since = now - multiples * _UNIT[unit]
+    used = sum(1 for ts in client.lrange(name, 0, amount - 1) if float(ts) >= since)
+    return f"{used} of {amount}", f"requests in the last {multiples if multiples > 1 else ''} {unit}".replace("  ", " ")
 
 
 def snapshot(client: redis.Redis, rate: float) -> dict[str, Any]:
