@@ -21,7 +21,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.cfg
 run: $(STAMP)
 	$(BIN)/prepr-automation dev
 
+# The console's tests drive Debian's chromium through chromedriver (never a downloaded browser).
+BROWSER_HELP := the console tests need a browser: apt-get install chromium chromium-driver
+
 test: $(STAMP)
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$CI" = true ]; then echo "error: $(BROWSER_HELP)" >&2; exit 1; fi; \
+	  echo "note: $(BROWSER_HELP) (they are skipped until then)" >&2; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -12,6 +12,7 @@ from prepr_automation import store
 from prepr_automation.settings import load_settings
 
 from tasks import backups
+from tasks.replay import replay_letters
 from tasks.runtime import runtime
 
 
@@ -85,19 +86,10 @@ def list_letters(as_json: bool) -> None:
 @click.argument("letter_ids", nargs=-1)
 def replay(letter_ids: tuple[str, ...]) -> None:
     """Re-run the given dead letters (all of them when no id is given)."""
-    from tasks.celery_app import app
-
     settings = load_settings(cli=True)
-    rt = runtime(settings)
-    letters = [rt.dead.get(i) for i in letter_ids] if letter_ids else list(rt.dead)
-    missing = [i for i, letter in zip(letter_ids, letters) if letter is None]
-    with app.connection_for_write(store.broker_url(settings)) as connection:  # the store's Redis
-        for letter in filter(None, letters):
-            queue = "bulk" if letter.task == "tasks.run_bulk" else "celery"
-            app.send_task(letter.task, args=letter.args, kwargs={"replay_of": letter.id}, queue=queue,
-                          connection=connection)
-            rt.dead.remove(letter.id)  # only once the task is on the broker
-            click.echo(f"replayed {letter.id} (event {letter.event_id})")
+    replayed, missing = replay_letters(runtime(settings).dead, list(letter_ids), store.broker_url(settings))
+    for letter in replayed:
+        click.echo(f"replayed {letter.id} (event {letter.event_id})")
     for letter_id in missing:
         click.echo(f"no dead letter {letter_id}", err=True)
     sys.exit(1 if missing else 0)

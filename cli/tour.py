@@ -69,6 +69,7 @@ def tour(web: str, sandbox: str, token: str, admin: str, secret: str, broker: st
     return f"""
 prepr-automation is running
   web      {web}   (POST /webhooks/prepr, GET /health)
+  console  {web}/console   sign in with the admin token {admin}
   sandbox  {sandbox}   (a local Prepr with demo content; token {token})
   worker   {workers} processes, rules from {rel(rules)}; broker {broker}
 
