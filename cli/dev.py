@@ -125,7 +125,7 @@ def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules:
                     f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1", "--threads", "8",
                     "--log-level", "warning"], name="web", env=env)
     worker = children.start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "celery,bulk",
-                             "-n", WORKER_NAME, "-c", str(workers), "--loglevel", "INFO", "--without-gossip",
+                             "-n", WORKER_NAME, "-P", "threads", "-c", str(workers), "--loglevel", "INFO", "--without-gossip",
                              "--without-mingle"],
                             name="worker", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ready = threading.Event()

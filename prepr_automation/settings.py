@@ -30,7 +30,7 @@ class Settings:
     access_token: str | None = field(default=None, repr=False)
     api_url: str = "https://api.eu1.prepr.io"
     tracking_url: str = "https://tracking.prepr.io"
-    rate_limit: float = 30.0
+    rate_limit: str = "34/second;790/minute;9800/hour"  # just under Prepr's 35/s, 800/min, 10,000/h
     automation_user_id: str | None = None
     rules_path: str = "rules"
     broker_url: str | None = field(default=None, repr=False)
@@ -73,11 +73,18 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"expected a positive number, got {raw!r}")
-    return value
+def _rate_limit(raw: str) -> str:
+    """`limits` notation ("33/second;780/minute"), every window checked; a bare number is per second."""
+    from limits import parse_many
+
+    if raw.replace(".", "", 1).isdigit():
+        value = float(raw)
+        if value <= 0 or value != int(value):
+            raise ValueError(f"a bare number is requests per second and must be a positive whole number, got {raw!r}")
+        raw = f"{int(value)}/second"
+    if any(item.amount <= 0 for item in parse_many(raw)):
+        raise ValueError(f"every window needs a positive number of requests, got {raw!r}")
+    return raw
 
 
 def _flag(raw: str) -> bool:
@@ -154,7 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         access_token=_parse(env, "PREPR_ACCESS_TOKEN", str, None),
         api_url=_parse(env, "PREPR_API_URL", _url, Settings.api_url),
         tracking_url=_parse(env, "PREPR_TRACKING_URL", _url, Settings.tracking_url),
-        rate_limit=_parse(env, "PREPR_RATE_LIMIT", _positive_float, Settings.rate_limit),
+        rate_limit=_parse(env, "PREPR_RATE_LIMIT", _rate_limit, Settings.rate_limit),
         automation_user_id=_parse(env, "PREPR_AUTOMATION_USER_ID", str, None),
         rules_path=_parse(env, "RULES_PATH", str, Settings.rules_path),
         broker_url=broker,

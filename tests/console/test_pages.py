@@ -143,7 +143,7 @@ def test_a_dead_letter_replayed_from_the_console_succeeds(console: Console, brow
     page = text(browser)
     assert "celery\n0 waiting" in page and "bulk\n0 waiting" in page
     assert "console-test@" in page and "answered now" in page  # the worker, seen by a ping
-    assert "prepr:ratelimit:prepr:log" in page  # the limiter's window, read from Redis
+    assert "LIMITS:LIMITER/prepr:ratelimit:prepr/34/1/second" in page  # the limiter's window, read from Redis
     shoot(browser, tmp_path, "status-page")
 
 
