@@ -22,7 +22,7 @@ from prepr_automation.settings import load_settings
 
 
 def _rules_path(path: str | None) -> str:
-    return path or load_settings().rules_path
+    return path or load_settings(cli=True).rules_path
 
 
 def _github(error: RuleError) -> str:
@@ -124,7 +124,7 @@ def schema() -> None:
 def _fetch(plan: FetchPlan | None, envelope: dict, need_channels: bool) -> tuple[dict | None, list | None]:
     from prepr.client import PreprClient
 
-    settings = load_settings(require=("access_token",))
+    settings = load_settings(require=("access_token",), cli=True)
     client = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url)
     try:
         item = None

@@ -3,11 +3,18 @@
 Each process asks only for what it needs (`require=`), so `explain` runs without a token and
 the worker without signing keys. Any missing or malformed variable raises ConfigError whose
 message is one line naming the variable; entry points print it and exit 2.
+
+A command run in the folder of `prepr-automation dev` (`load_settings(cli=True)`) fills what the
+environment leaves unset from the set-up dev wrote there (DATA_DIR/dev.json: sandbox URL and
+token, webhook secret, admin token, web port, rules), so `backfill`, `restore`, `send` or
+`trace` work against the running dev service with no exports.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -23,7 +30,7 @@ class Settings:
     access_token: str | None = field(default=None, repr=False)
     api_url: str = "https://api.eu1.prepr.io"
     tracking_url: str = "https://tracking.prepr.io"
-    rate_limit: float = 30.0
+    rate_limit: str = "34/second;790/minute;9800/hour"  # just under Prepr's 35/s, 800/min, 10,000/h
     automation_user_id: str | None = None
     rules_path: str = "rules"
     broker_url: str | None = field(default=None, repr=False)
@@ -66,11 +73,18 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"expected a positive number, got {raw!r}")
-    return value
+def _rate_limit(raw: str) -> str:
+    """`limits` notation ("33/second;780/minute"), every window checked; a bare number is per second."""
+    from limits import parse_many
+
+    if raw.replace(".", "", 1).isdigit():
+        value = float(raw)
+        if value <= 0 or value != int(value):
+            raise ValueError(f"a bare number is requests per second and must be a positive whole number, got {raw!r}")
+        raw = f"{int(value)}/second"
+    if any(item.amount <= 0 for item in parse_many(raw)):
+        raise ValueError(f"every window needs a positive number of requests, got {raw!r}")
+    return raw
 
 
 def _flag(raw: str) -> bool:
@@ -101,16 +115,53 @@ def _secrets(raw: str) -> tuple[str, ...]:
     return keys
 
 
-def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] = ()) -> Settings:
-    """Read every variable; `require` names Settings fields that must be set for this process."""
+DEV_STATE = "dev.json"
+# One Prepr at a time: if the environment names any of these, none is taken from dev's set-up
+# (a real token must never be sent to the sandbox, nor the sandbox's token to the real Prepr).
+PREPR_CONNECTION = ("PREPR_ACCESS_TOKEN", "PREPR_API_URL", "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID")
+
+
+def dev_state_path(env: Mapping[str, str]) -> Path:
+    return Path(_parse(env, "DATA_DIR", str, Settings.data_dir)) / DEV_STATE
+
+
+def write_dev_state(env: Mapping[str, str], values: Mapping[str, str]) -> Path:
+    """Record dev's set-up (environment variable -> value) where the CLI finds it; owner-only."""
+    path = dev_state_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(dict(values), indent=2))
+    return path
+
+
+def dev_state(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables dev's set-up would add to `env` (none that `env` sets itself)."""
+    try:
+        state = json.loads(dev_state_path(env).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    if any((env.get(name) or "").strip() for name in PREPR_CONNECTION):
+        state = {k: v for k, v in state.items() if k not in PREPR_CONNECTION}
+    return {k: str(v) for k, v in state.items() if not (env.get(k) or "").strip()}
+
+
+def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] = (),
+                  cli: bool = False) -> Settings:
+    """Read every variable; `require` names Settings fields that must be set for this process;
+    `cli`: a command-line process, which also reads dev's set-up (see dev_state)."""
     env = os.environ if env is None else env
+    if cli:
+        env = {**env, **dev_state(env)}
     broker = _parse(env, "CELERY_BROKER_URL", _broker, None) or _parse(env, "REDIS_URL", _broker, None)
     settings = Settings(
         webhook_secrets=_parse(env, "PREPR_WEBHOOK_SECRETS", _secrets, ()),
         access_token=_parse(env, "PREPR_ACCESS_TOKEN", str, None),
         api_url=_parse(env, "PREPR_API_URL", _url, Settings.api_url),
         tracking_url=_parse(env, "PREPR_TRACKING_URL", _url, Settings.tracking_url),
-        rate_limit=_parse(env, "PREPR_RATE_LIMIT", _positive_float, Settings.rate_limit),
+        rate_limit=_parse(env, "PREPR_RATE_LIMIT", _rate_limit, Settings.rate_limit),
         automation_user_id=_parse(env, "PREPR_AUTOMATION_USER_ID", str, None),
         rules_path=_parse(env, "RULES_PATH", str, Settings.rules_path),
         broker_url=broker,

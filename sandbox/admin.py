@@ -1,19 +1,28 @@
-"""Test controls: the request log and fault injection (served under `/_sandbox/`).
+"""Test controls: the request log, fault injection and remote mode (served under `/_sandbox/`).
 
 Faults match on method (or `*`) and a path glob (`/publications*`); each one answers with
 `status` (429 carries `Retry-After` and `X-Prepr-RateLimit-*`), and/or sleeps `latency_ms`
 first, for the next `times` matching requests (or until cleared when `times` is null).
+
+Remote mode makes the sandbox behave like Prepr across the internet: every API call takes
+`latency_ms`, and each token's requests are counted in Prepr's rate-limit windows (`limits`
+notation, moving windows); a request beyond any window is answered 429 with Retry-After.
 """
 from __future__ import annotations
 
 import collections
 import fnmatch
 import itertools
+import math
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 
 @dataclass
@@ -78,6 +87,56 @@ class Faults:
             before = len(self._faults)
             self._faults = [f for f in self._faults if fault_id is not None and f.id != fault_id]
             return before - len(self._faults)
+
+
+class Remote:
+    """Latency on every call and Prepr's windows per token. Thread-safe; the server is threaded,
+    so a call's latency is its own thread's sleep and never delays another call."""
+
+    def __init__(self, latency_ms: int = 0, rate_limit: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self.configure(latency_ms, rate_limit)
+
+    def configure(self, latency_ms: Any = 0, rate_limit: Any = None) -> None:
+        """Set both (and start the windows afresh); ValueError on a bad value."""
+        if not isinstance(latency_ms, int) or isinstance(latency_ms, bool) or not 0 <= latency_ms <= 60_000:
+            raise ValueError("latency_ms must be a whole number of milliseconds, 0-60000")
+        if rate_limit is not None and not isinstance(rate_limit, str):
+            raise ValueError("rate_limit must be a string such as '35/second;800/minute', or null")
+        windows: list[RateLimitItem] = parse_many(rate_limit) if rate_limit else []
+        if any(w.amount <= 0 for w in windows):
+            raise ValueError("every window needs a positive number of requests")
+        with self._lock:
+            self.latency_ms, self.rate_limit, self.windows = latency_ms, rate_limit or None, windows
+            self._counter = MovingWindowRateLimiter(MemoryStorage())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "rate_limit": self.rate_limit}
+
+    def admit(self, token: str) -> tuple[bool, dict[str, str]]:
+        """Count one request of `token` in every window, or refuse it (uncounted) when one is
+        full; the X-Prepr-RateLimit-* headers of the tightest window (+ Retry-After if refused)."""
+        if not self.windows:
+            return True, {}
+        with self._lock:
+            counter, windows = self._counter, self.windows
+            full = next((w for w in windows if not counter.test(w, token)), None)
+            if full is None:
+                for window in windows:
+                    counter.hit(window, token)
+            stats = {w: counter.get_window_stats(w, token) for w in windows}
+        tightest = full or min(windows, key=lambda w: (stats[w].remaining / w.amount, -stats[w].reset_time))
+        reset = max(0.0, stats[tightest].reset_time - time.time())
+        headers = {"X-Prepr-RateLimit-Limit": str(tightest.amount),
+                   "X-Prepr-RateLimit-Remaining": str(stats[tightest].remaining),
+                   "X-Prepr-RateLimit-Reset": f"{reset:.3f}"}
+        if full is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(reset)))
+        return full is None, headers
+
+    def delay(self) -> None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
 
 
 class RequestLog:
@@ -152,6 +211,19 @@ def register_admin(app: Flask) -> None:
     @app.delete("/_sandbox/faults/<int:fault_id>")
     def clear_fault(fault_id: int) -> Response:
         return jsonify({"cleared": faults.clear(fault_id)})
+
+    @app.get("/_sandbox/remote")
+    def get_remote() -> Response:
+        return jsonify(state["remote"].to_json())
+
+    @app.put("/_sandbox/remote")
+    def configure_remote() -> Response | tuple[Response, int]:
+        data = body()
+        try:
+            state["remote"].configure(data.get("latency_ms", 0), data.get("rate_limit"))
+        except ValueError as exc:
+            return jsonify({"error": {"status": 422, "message": str(exc)}}), 422
+        return jsonify(state["remote"].to_json())
 
     @app.get("/_sandbox/events")
     def list_tracked() -> Response:

@@ -1,9 +1,10 @@
 """The sandbox's Flask app: the part of Prepr's REST and tracking APIs this service uses.
 
-`create_app(...)` builds it; `sandbox.server.serve(...)` runs it on a threaded server. Writes
+`create_app(...)` builds it; `sandbox.command.serve(...)` runs it on werkzeug's threaded server. Writes
 go to SQLite under DATA_DIR and raise signed webhooks. Header `X-Sandbox-User: <person id>`
 makes a write act as another user (its webhook's `performed_by` and `created_by`), so tests can
-simulate an editor's change; without it, writes are the token's own user.
+simulate an editor's change; without it, writes are the token's own user. `latency_ms` and
+`rate_limit` start it in remote mode (admin.Remote): Prepr's latency and rate-limit windows.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 
 from . import content, query, seed
-from .admin import Faults, RequestLog, register_admin
+from .admin import Faults, Remote, RequestLog, register_admin
 from .content import Invalid
 from .emitter import Emitter
 from .documents import Store
@@ -34,27 +35,33 @@ def _error(status: int, message: str) -> Response:
 
 
 def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, webhook_url: str | None = None,
-               webhook_secret: str | None = None, seed_file: str | Path | None = None) -> Flask:
+               webhook_secret: str | None = None, seed_file: str | Path | None = None,
+               latency_ms: int = 0, rate_limit: str | None = None) -> Flask:
     """An app over DATA_DIR/sandbox.sqlite3; seeds the demo content when the store is empty
-    (or loads `seed_file`, replacing what is there)."""
+    (or loads `seed_file`, replacing what is there). ValueError on a bad remote-mode option."""
     app = Flask("sandbox")
     store = Store(Path(data_dir) / DB_NAME)
     api_user = {"id": user_id or content.new_id("person", "api-user"), "label": "Person",
                 "full_name": "API access token", "email": "api@sandbox.invalid"}
     emitter = Emitter(webhook_url, webhook_secret)
     faults, requests_log, tracked = Faults(), RequestLog(), RequestLog()
+    remote = Remote(latency_ms, rate_limit)
     if seed_file:
         seed.load_file(store, seed_file, api_user)
     elif store.empty():
         seed.load(store, seed.demo(), api_user)
     app.extensions["sandbox"] = {"store": store, "emitter": emitter, "faults": faults,
-                                 "requests": requests_log, "tracked": tracked, "api_user": api_user}
+                                 "requests": requests_log, "tracked": tracked, "api_user": api_user,
+                                 "remote": remote}
 
     # -- plumbing: auth, faults, request log -------------------------------------------------
 
-    def authorised() -> bool:
+    def given_token() -> str:
         header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else request.args.get("access_token", "")
+        return header[7:].strip() if header.lower().startswith("bearer ") else request.args.get("access_token", "")
+
+    def authorised() -> bool:
+        given = given_token()
         return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
     @app.before_request
@@ -64,6 +71,13 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         if path == "/health":
             return None
         if not path.startswith("/_sandbox"):
+            # remote mode: counted on arrival, then the latency. Not counted: the tracking API (no token)
+            # and an editor's change (X-Sandbox-User: made in Prepr's app, not with the token)
+            counted = given_token() and not request.headers.get("X-Sandbox-User")
+            admitted, g.rate_headers = remote.admit(given_token()) if counted else (True, {})
+            remote.delay()
+            if not admitted:
+                return _error(429, "rate limit exceeded")
             fault = faults.take(request.method, path)
             if fault is not None:
                 if fault.latency_ms:
@@ -87,6 +101,8 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
 
     @app.after_request
     def _after(response: Response) -> Response:
+        for name, value in g.get("rate_headers", {}).items():
+            response.headers.setdefault(name, value)
         if request.path != "/health" and not request.path.startswith("/_sandbox"):
             requests_log.add({"method": request.method, "path": request.path,
                               "query": request.query_string.decode(errors="replace"),

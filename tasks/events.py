@@ -87,13 +87,9 @@ def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         return "ignored: the payload has no item id"
     state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
                       loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
-    # When a GET is coming, its rate-limit slot rides on the lock's round trip. The plan is made
-    # again under the lock only if a `changed` condition reads the item's snapshot (a slot taken
-    # for a GET that is then not needed is rare and harmless).
+    # The plan is made again under the lock only if a `changed` condition reads the item's snapshot.
     fetch = rules.fetch_plan(envelope)
-    limiter = rt.api.rate_limiter
-    ride = limiter.reserve_in if fetch is not None and limiter is not None else None
-    snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2), also=ride)
+    snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2))
     try:
         if snapshot is not None and rules.changed_fields(str(envelope["event"])):
             fetch = rules.fetch_plan(envelope, snapshot=snapshot)

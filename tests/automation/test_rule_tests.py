@@ -70,7 +70,3 @@ def test_validate_json_and_github_formats(monkeypatch) -> None:
     ok = CliRunner().invoke(main, ["validate", str(ROOT / "rules"), "--json"])
     assert ok.exit_code == 0 and json.loads(ok.stdout)["tests"] >= 15
 
-
-def test_release_runs_validate_then_test() -> None:
-    release = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("release:"))
-    assert release.split(":", 1)[1].strip() == "prepr-automation validate && prepr-automation test"
