@@ -3,14 +3,16 @@
 Order of checks is fixed by the contract: size (413), content type (415), signature over the
 raw bytes (401), then parse and validate (400). Nothing is parsed before it is verified, and
 nothing is acknowledged before the broker holds it. The checks after the content type live in
-receiver.py; the plain JSON POST is answered by the same code from a WSGI fast path in front
-of Flask (fastpath.py), which hands Flask every request it does not take.
+receiver.py. The body is read under a time limit (BODY_SECONDS, enforced under the Procfile's
+gevent worker, where a trickling sender holds a greenlet, not a thread): a sender that is too
+slow gets 408, and broken chunked framing 400, never a 500 (docs/deploy.md).
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -19,9 +21,31 @@ from prepr_automation import store
 from prepr_automation.observability import init_sentry
 from prepr_automation.settings import ConfigError, Settings, load_settings
 
-from .fastpath import DEFERRED, FastPath
 from .intake import BrokerUnavailable, Intake
 from .receiver import RETRY_AFTER, Listens, Receiver, render
+
+
+try:
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+except ImportError:  # served by another WSGI server
+    _GunicornParseError = ValueError  # type: ignore[assignment,misc]
+
+BODY_SECONDS = 10.0
+_FRAMING_ERRORS = (OSError, ValueError, _GunicornParseError)  # NoMoreData is an OSError
+
+
+class BodyTimeout(Exception):
+    """The sender did not deliver the body within BODY_SECONDS."""
+
+
+def _time_limit(seconds: float) -> ContextManager[Any]:
+    """gevent's Timeout when serving under gevent: it interrupts a read that is trickling in, which
+    a socket timeout (per recv) cannot. Without gevent the WSGI server's own limits apply."""
+    if "gevent" not in sys.modules:
+        return contextlib.nullcontext()
+    from gevent import Timeout
+
+    return Timeout(seconds, BodyTimeout)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -77,10 +101,13 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
 
     @app.post("/webhooks/prepr")
     def receive() -> Response:
-        deferred = request.environ.pop(DEFERRED, None)
-        if deferred is not None:  # the fast path met an unexpected error: fail here, inside Flask
-            raise deferred
-        body = _read_body(limit)
+        try:
+            with _time_limit(BODY_SECONDS):
+                body = _read_body(limit)
+        except BodyTimeout:
+            return _json(408, {"error": f"body not received within {BODY_SECONDS:g} s"}, {"Connection": "close"})
+        except _FRAMING_ERRORS:
+            return _json(400, {"error": "malformed request body (framing)", "field": None}, {"Connection": "close"})
         if body is None:
             return _json(413, {"error": f"body larger than {limit} bytes"})
         if not _is_json(request.mimetype):
@@ -117,5 +144,4 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def http_error(exc: HTTPException) -> Response:
         return _json(exc.code or 400, {"error": exc.description or exc.name})
 
-    app.wsgi_app = FastPath(app, receiver, limit)  # type: ignore[method-assign]
     return app

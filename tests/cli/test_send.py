@@ -11,7 +11,7 @@ import redis
 
 from tests.conftest import BIN, ROOT, Processes, free_port
 from tests.webhooks.test_processes import KEY, start_web
-from webhooks.intake import QUEUE
+from tasks.messages import EVENTS_QUEUE as QUEUE
 
 EVENT = ROOT / "examples" / "content_item.changed.json"
 

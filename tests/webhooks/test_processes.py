@@ -14,7 +14,7 @@ import requests
 
 from prepr_automation import store
 from tests.conftest import BIN, Processes, free_port, read_deliveries, wait_http
-from webhooks.intake import QUEUE
+from tasks.messages import EVENTS_QUEUE as QUEUE
 from webhooks.signature import sign
 
 KEY = "process-test-key"
