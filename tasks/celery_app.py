@@ -82,3 +82,7 @@ def _worker_init(**_: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     init_sentry(settings, "worker")
+    from prepr_automation.observability import scrub_logs, secret_values
+
+    for name in ("", "celery", "celery.task"):  # whatever a Prepr error or a payload puts in a line
+        scrub_logs(secret_values(settings), logging.getLogger(name))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import sys
 from typing import Any, Callable, ContextManager
 
@@ -18,7 +19,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from prepr_automation import store
-from prepr_automation.observability import init_sentry
+from prepr_automation.observability import init_sentry, scrub_logs, secret_values
 from prepr_automation.settings import ConfigError, Settings, load_settings
 
 from .intake import BrokerUnavailable, Intake
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(4)  # gunicorn's "app failed to load": the arbiter stops instead of respawning
         init_sentry(settings, "web")
+        for name in ("", "gunicorn.error", "gunicorn.access"):
+            scrub_logs(secret_values(settings), logging.getLogger(name))
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)

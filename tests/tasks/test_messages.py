@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ ENVELOPE = {"id": "evt-é-1", "event": "content_item.changed", "created_on": 1, 
 PER_MESSAGE = {("headers", "id"), ("headers", "root_id"), ("properties", "correlation_id"),
                ("properties", "delivery_tag"),  # fresh uuids in each message
                ("properties", "reply_to"),  # the sender's per-thread oid; no results are kept
+               ("headers", "origin"),  # gen<pid>@<host> of the sending process
                ("headers", "argsrepr")}  # ours names the event (Celery's: a repr of the whole envelope)
 
 
@@ -34,10 +36,11 @@ def _flat(message: dict, prefix: tuple = ()) -> dict[tuple, object]:
 @pytest.mark.parametrize("queue", [EVENTS_QUEUE, BULK_QUEUE])
 def test_message_is_field_by_field_what_send_task_puts_on_the_list(queue: str, redis_url: str,
                                                                     redis_client: redis.Redis) -> None:
-    from tasks.celery_app import app
-
-    with app.connection_for_write(redis_url) as connection:
-        app.send_task(TASK_NAME, args=[ENVELOPE], queue=queue, connection=connection)
+    code = ("import json, sys; from tasks.celery_app import app; "
+            "app.send_task(sys.argv[1], args=[json.loads(sys.argv[2])], queue=sys.argv[3])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY", "REDIS_URL"))}  # Celery alone
+    subprocess.run([sys.executable, "-c", code, TASK_NAME, json.dumps(ENVELOPE), queue], cwd=ROOT, check=True,
+                   env={**env, "CELERY_BROKER_URL": redis_url}, timeout=60)
     theirs = json.loads(redis_client.lpop(queue))
     ours = json.loads(task_message(ENVELOPE, queue))
     flat_theirs, flat_ours = _flat(theirs), _flat(ours)
@@ -49,6 +52,7 @@ def test_message_is_field_by_field_what_send_task_puts_on_the_list(queue: str, r
             assert json.loads(base64.b64decode(flat_ours[key])) == json.loads(base64.b64decode(flat_theirs[key]))
         else:
             assert flat_ours[key] == flat_theirs[key], key
+    assert ours["headers"]["origin"].split("@")[1] == theirs["headers"]["origin"].split("@")[1]
     headers, properties = ours["headers"], ours["properties"]
     assert headers["id"] == headers["root_id"] == properties["correlation_id"]
 
