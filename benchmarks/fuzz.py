@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -26,33 +25,12 @@ SEED = int(os.environ.get("FUZZ_SEED", "15"))
 CONTRACT = {200, 202, 400, 401, 408, 413, 415}
 
 
-def _exchange(port: int, data: bytes, half_close: bool) -> int:
-    """The status of one request on its own connection; 0 when closed without an answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        try:
-            sock.sendall(data)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        answer = b""
-        try:
-            while b"\r\n" not in answer:
-                piece = sock.recv(4096)
-                if not piece:
-                    return 0
-                answer += piece
-        except OSError:
-            return 0
-        return int(answer.split(b" ", 2)[1])
-
-
 def main(write=None) -> Counter:  # type: ignore[no-untyped-def]
     import redis
 
     from tests.conftest import read_deliveries
     from tests.webhooks.deliveries import recent
-    from tests.webhooks.mutations import http_request, mutate
+    from tests.webhooks.mutations import exchange, http_request, mutate
 
     work = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -67,7 +45,7 @@ def main(write=None) -> Counter:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(8) as pool:
-            statuses = Counter(pool.map(lambda r: _exchange(server.port, *r), requests, chunksize=64))
+            statuses = Counter(pool.map(lambda r: exchange(server.port, *r), requests, chunksize=64))
     finally:
         server.stop()
     seconds = time.monotonic() - started

@@ -68,7 +68,7 @@ def test_stdin_and_the_dev_secret_file(processes: Processes, redis_url: str, red
                                        tmp_path: Path) -> None:
     url = start_web(processes, redis_url)
     (tmp_path / "dev-webhook-secret").write_text(KEY + "\n")
-    body = b'{"id": "from-stdin", "event": "content_item.changed", "created_on": 1, "payload": {"id": "x"}}'
+    body = b'{"id": "from-stdin", "event": "content_item.changed", "payload": {"id": "x"}}'
     done = run("-", "--url", url, stdin=body, DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert [e["id"] for e in queued_envelopes(redis_client)] == ["from-stdin"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 from typing import Any
 
 from webhooks.signature import sign
@@ -92,3 +93,24 @@ def http_request(body: bytes, signature: str | None, content_type: str, framing:
     if framing == "bad-trailer":
         return head + chunk + b"0\r\nbad trailer line\r\n\r\n"
     return head + chunk + b"0\r\n\r\n"
+
+
+def exchange(port: int, data: bytes, half_close: bool = False) -> int:
+    """Send one request on its own connection; its status, or 0 when closed without an answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before reading everything
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                piece = sock.recv(4096)
+                if not piece:
+                    return 0
+                answer += piece
+        except OSError:
+            return 0
+        return int(answer.split(b" ", 2)[1])

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tasks.messages import EVENTS_QUEUE
 from tests.conftest import Processes, read_deliveries
 from tests.webhooks.deliveries import recent
-from tests.webhooks.mutations import http_request, mutate
+from tests.webhooks.mutations import exchange, http_request, mutate
 from tests.webhooks.test_processes import KEY as WIRE_KEY, start_web
 from tests.webhooks.test_receiver import KEY, make_app
 
@@ -47,23 +47,6 @@ def test_in_process(index: int, rng: random.Random, redis_url: str) -> None:  # 
         assert json.dumps(envelope) == json.dumps(json.loads(body))
 
 
-def _exchange(port: int, data: bytes, half_close: bool) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        try:
-            sock.sendall(data)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        answer = b""
-        while b"\r\n" not in answer:
-            piece = sock.recv(4096)
-            if not piece:
-                return 0  # closed without an answer: not a 500
-            answer += piece
-        return int(answer.split(b" ", 2)[1])
-
-
 def test_over_the_wire(processes: Processes, redis_url: str) -> None:
     """Every framing, through gunicorn's own parser and the gevent worker, then a stalled sender."""
     url = start_web(processes, redis_url, MAX_BODY_BYTES="16384")
@@ -74,7 +57,7 @@ def test_over_the_wire(processes: Processes, redis_url: str) -> None:
         body, signature, content_type, framing = mutate(DELIVERIES[n % len(DELIVERIES)], rng, WIRE_KEY)
         if n % 4 == 0:
             framing = ["chunked", "bad-chunk-size", "no-terminator", "bad-trailer", "short"][n // 4 % 5]
-        status = _exchange(port, http_request(body, signature, content_type, framing), framing == "short")
+        status = exchange(port, http_request(body, signature, content_type, framing), framing == "short")
         seen[status] = seen.get(status, 0) + 1
         assert status in CONTRACT | {0}, (status, framing, body[:200])
     assert seen.get(202, 0) > 0 and seen.get(400, 0) > 0, seen
