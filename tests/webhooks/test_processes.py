@@ -23,8 +23,9 @@ KEY = "process-test-key"
 
 def start_web(processes: Processes, broker: str, **env: str) -> str:
     port = free_port()
+    # as the Procfile serves it: gevent workers, no --preload (gevent patches before the app loads)
     proc = processes.start(
-        [str(BIN / "gunicorn"), "webhooks:create_app()", "--preload", "--bind", f"127.0.0.1:{port}",
+        [str(BIN / "gunicorn"), "webhooks:create_app()", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gevent", "--workers", "2", "--worker-connections", "100"],
         {"PREPR_WEBHOOK_SECRETS": KEY, "CELERY_BROKER_URL": broker, "ADMIN_TOKEN": "adm",
          "MAX_BODY_BYTES": "2048", **env}, "web")
