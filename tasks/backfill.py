@@ -13,8 +13,9 @@ Decisions, and why:
   plain field conditions); `matches`, `changed`, `any:`, `not:` and resource paths are left to
   the worker, which evaluates the whole rule anyway. The filter only narrows the listing.
 * Resume: every enqueued item id goes into a set per run (`pa:backfill:<rule>:<args hash>`),
-  in the same script call that pushes its message (tasks.messages), so a kill at any instant leaves no item
-  enqueued-but-unrecorded: a re-run with the same arguments skips exactly what was sent.
+  in the same script call that pushes its message (tasks.messages, shared with the door), so a
+  kill at any instant leaves no item enqueued-but-unrecorded: a re-run with the same arguments
+  skips exactly what was sent.
 * The whole listing (ids only, oldest first) is read before anything is enqueued: the worker
   changes items as we go, and paging a filtered list while its members change skips some.
 * Back-pressure: at most `--window` jobs wait on the queue, so the progress bar follows the
@@ -40,7 +41,6 @@ from tasks.messages import BULK_QUEUE, Enqueue
 QUEUE = BULK_QUEUE
 CURSOR_TTL = 30 * 24 * 3600
 EVENTS = ("content_item.changed", "content_item.published", "content_item.created", "content_item.unpublished")
-
 
 
 def scoped(rules: RuleSet, envelope: Mapping[str, Any]) -> RuleSet | None:
@@ -146,7 +146,8 @@ class Cursor:
             return []
         return [bool(x) for x in self.redis.smismember(self.ids_key, ids)]
 
-    def enqueue(self, event_id: str, item_id: str, message: bytes, record: str, seen_ttl: int, trace_ttl: int) -> bool:
+    def enqueue(self, event_id: str, item_id: str, message: bytes, record: str, seen_ttl: int,
+                trace_ttl: int) -> bool:
         """Push one item's job with the queue's shared script; the item joins this run's set in the
         same call (the cursor's TTL is refreshed with it, so a killed run is remembered too)."""
         landed = self._enqueue(event_id, uuid.uuid4().hex, message, record, queue=QUEUE, seen_ttl=seen_ttl,

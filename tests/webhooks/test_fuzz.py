@@ -26,7 +26,7 @@ from tests.webhooks.test_receiver import KEY, make_app
 
 CONTRACT = {200, 202, 400, 401, 408, 413, 415}
 DELIVERIES = [recent(raw) for raw in read_deliveries(limit=300)]
-SLOW = settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @SLOW
