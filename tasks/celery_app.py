@@ -82,7 +82,18 @@ def _worker_init(**_: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     init_sentry(settings, "worker")
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _scrub_logs(logger: logging.Logger, **_: object) -> None:
+    """Every handler Celery sets up (main process and each pool child) replaces the configured
+    secrets in what it writes: a payload or a Prepr answer may carry one."""
     from prepr_automation.observability import scrub_logs, secret_values
 
-    for name in ("", "celery", "celery.task"):  # whatever a Prepr error or a payload puts in a line
-        scrub_logs(secret_values(settings), logging.getLogger(name))
+    try:
+        secrets = secret_values(load_settings())
+    except ConfigError:
+        return  # the worker stops at start with its own one line (_worker_init)
+    for target in (logger, logging.getLogger()):
+        scrub_logs(secrets, target)
