@@ -70,3 +70,12 @@ def test_over_the_wire(processes: Processes, redis_url: str) -> None:
     assert stalled.recv(64).startswith(b"HTTP/1.1 408")  # cut after the body time limit
     assert time.monotonic() - started < 20
     stalled.close()
+    for opening in (b"", b"POST /webhooks/prepr HTTP/1.1\r\nHost: x\r\n"):  # idle; headers never finished
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(opening)
+        held.settimeout(30)
+        started = time.monotonic()
+        answer = held.recv(4096)  # a timeout here (30 s) is the failure: the connection was kept
+        assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.1 5")), answer
+        assert time.monotonic() - started < 10  # the request head must come within --keep-alive (5 s)
+        held.close()
