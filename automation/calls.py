@@ -11,17 +11,15 @@ RESOURCE_PATHS = {"publication": "/publications", "asset": "/assets", "person": 
 def plain_id(value: Any) -> str | None:
     """An item id as a path may carry it: a non-empty string or an integer; anything else
     (an object, a list, a boolean) is no id at all, so nothing is fetched or written for it."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value in (".", ".."):
+        return None  # "." and "..": an HTTP client would resolve them as dot-segments
     return str(value) or None
 
 
 def resource_path(resource: str, item_id: str) -> str:
     """`/publications/{id}` with the id percent-encoded as one segment: `../tags` or `X?fields=id`
     in a payload cannot reach another path or add a query."""
-    segment = quote(item_id, safe="")
-    segment = segment.replace(".", "%2E") if segment in (".", "..") else segment  # never a dot-segment
-    return f"{RESOURCE_PATHS[resource]}/{segment}"
+    return f"{RESOURCE_PATHS[resource]}/{quote(item_id, safe='')}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ rules:
     do:
       - add_tags: [sport]
 """
-HOSTILE = [("../tags", "..%2Ftags"), ("X?fields=id", "X%3Ffields%3Did"), ("..", "%2E%2E"), ("a#b c", "a%23b%20c"),
+HOSTILE = [("../tags", "..%2Ftags"), ("X?fields=id", "X%3Ffields%3Did"), ("a#b c", "a%23b%20c"),
            ("é/", "%C3%A9%2F"), (42, "42")]
 
 
@@ -35,7 +35,7 @@ def test_planned_paths_encode_the_id(item_id: Any, segment: str, tmp_path: Path)
     assert [call.path for call in evaluate(rules, envelope, item).plan] == [f"/publications/{segment}"]
 
 
-@pytest.mark.parametrize("item_id", [{"id": "x"}, ["x"], True, None, ""])
+@pytest.mark.parametrize("item_id", [{"id": "x"}, ["x"], True, None, "", ".", ".."])
 def test_ids_that_are_not_plain_are_refused(item_id: Any, tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(RULE)
     rules = load_rules(tmp_path)
@@ -81,7 +81,7 @@ def test_client_sends_each_id_as_one_encoded_segment(recorder: str) -> None:
     for _, segment in HOSTILE:
         expected += [f"/publications/{segment}", f"/assets/{segment}", f"/persons/{segment}?fields=id"]
     assert _Recorder.seen == expected
-    for bad in ({"id": 1}, ["x"], True, None, ""):
+    for bad in ({"id": 1}, ["x"], True, None, "", ".", ".."):
         with pytest.raises(TypeError):
             client.get_publication(bad)  # type: ignore[arg-type]
     assert len(_Recorder.seen) == len(expected)  # refused before any request

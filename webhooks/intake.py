@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import redis
 
-from prepr_automation import store
+from prepr_automation import history, store
 from tasks.messages import EVENTS_QUEUE, Enqueue, task_message
 
 Outcome = Literal["queued", "ignored", "stale", "duplicate"]
@@ -66,6 +66,7 @@ class Intake:
     attempts: int = 3
     backoff: float = 0.15
     queue: str = EVENTS_QUEUE  # the list the message goes on (a benchmark stages elsewhere)
+    history_cap: int = history.CAP
 
     def __post_init__(self) -> None:
         self._enqueue = Enqueue(self.client)
@@ -76,15 +77,20 @@ class Intake:
         event_id = str(envelope["id"])
         task_id = str(uuid.uuid4())
         message = b""
+        raw = getattr(envelope, "raw", None)  # also kept with the trace, for replay and explain
         if status == "queued":
-            raw = getattr(envelope, "raw", None)
             message = task_message(envelope, EVENTS_QUEUE, task_id, raw)
-        record = json.dumps({"event": envelope.get("event"), "received_at": time.time(), "status": status,
-                             "task_id": task_id if message else None})
+        now = time.time()
+        payload = envelope.get("payload")
+        item = payload.get("id") if isinstance(payload, dict) else None
+        record = json.dumps({"event": envelope.get("event"), "received_at": now, "status": status,
+                             "item": None if item is None else str(item), "task_id": task_id if message else None})
+        kept = raw if raw is not None else json.dumps(envelope)
+        listed = (history.INDEX, history.counts_key(now), now, status, self.history_cap)
         for attempt in range(self.attempts):
             try:
-                landed = self._enqueue(event_id, task_id, message, record, queue=self.queue,
-                                       seen_ttl=self.dedupe_ttl, trace_ttl=self.trace_ttl)
+                landed = self._enqueue(event_id, task_id, message, record, queue=self.queue, seen_ttl=self.dedupe_ttl,
+                                       trace_ttl=self.trace_ttl, envelope=kept, history=listed)
                 return "duplicate" if landed == "duplicate" else status
             except redis.RedisError as exc:
                 if attempt + 1 == self.attempts:
