@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --strip-extras \
 	--allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test bench validate requirements clean
+.PHONY: run test bench fuzz validate requirements clean
 
 # The project's own dependencies are all pinned in requirements-dev.txt, so `pip install -e .`
 # adds none; one added to setup.cfg but not yet pinned is installed from its range, and the
@@ -32,6 +32,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz
 
 validate: $(STAMP)
 	$(BIN)/prepr-automation validate
