@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --strip-extras \
 	--allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test bench validate requirements fuzz-rules clean
+.PHONY: run test bench fuzz fuzz-rules validate requirements clean
 
 # The project's own dependencies are all pinned in requirements-dev.txt, so `pip install -e .`
 # adds none; one added to setup.cfg but not yet pinned is installed from its range, and the
@@ -33,6 +33,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz
+
+# >= 3,000 mutated rule files, each in a memory-capped child process; figures to benchmarks/RESULTS.md
+fuzz-rules: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz_rules --files 3000
+
 validate: $(STAMP)
 	$(BIN)/prepr-automation validate
 
@@ -43,10 +50,6 @@ requirements: $(STAMP)
 	$(PIP_COMPILE) $(PIP_COMPILE_ARGS) --extra test --extra bench --extra dev --constraint requirements.txt \
 		--output-file requirements-dev.txt pyproject.toml
 	$(MAKE) $(STAMP)
-
-# >= 3,000 mutated rule files, each in a memory-capped child process; figures to benchmarks/RESULTS.md
-fuzz-rules: $(STAMP)
-	$(BIN)/python -m benchmarks.fuzz_rules --files 3000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

@@ -3,8 +3,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .resources import RESOURCE_PATHS
+
+
+def plain_id(value: Any) -> str | None:
+    """An item id as a path may carry it: a non-empty string or an integer; anything else
+    (an object, a list, a boolean) is no id at all, so nothing is fetched or written for it."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value in (".", ".."):
+        return None  # "." and "..": an HTTP client would resolve them as dot-segments
+    return str(value) or None
+
+
+def resource_path(resource: str, item_id: str) -> str:
+    """`/publications/{id}` with the id percent-encoded as one segment: `../tags` or `X?fields=id`
+    in a payload cannot reach another path or add a query."""
+    return f"{RESOURCE_PATHS[resource]}/{quote(item_id, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,7 @@ class FetchPlan:
 
     @property
     def path(self) -> str:
-        return f"{RESOURCE_PATHS[self.resource]}/{self.id}"
+        return resource_path(self.resource, self.id)
 
     @property
     def params(self) -> tuple[tuple[str, str], ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from .actions import PlanContext
-from .calls import RESOURCE_PATHS, FetchPlan, PlannedCall
+from .calls import RESOURCE_PATHS, FetchPlan, PlannedCall, plain_id, resource_path
 from .conditions import Context, evaluate as evaluate_condition, fingerprint
 from .draft import Draft, apply_put
 from .errors import ActionError
@@ -76,7 +76,7 @@ def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None)
     event = str(envelope.get("event") or "")
     resource = resource_kind(canonical(event))
     payload = _payload(envelope)
-    item_id = payload.get("id")
+    item_id = plain_id(payload.get("id"))
     if resource not in RESOURCE_PATHS or not item_id or event.endswith(".deleted"):
         return None
     ctx = Context(payload, dict(envelope), snapshot)
@@ -94,7 +94,7 @@ def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None)
     missing = sorted(k for k in wanted if k == "*" or k not in payload)
     if not missing:
         return None
-    return FetchPlan(resource, str(item_id), tuple(sorted(wanted)), tuple(missing), tuple(rule_ids))
+    return FetchPlan(resource, item_id, tuple(sorted(wanted)), tuple(missing), tuple(rule_ids))
 
 
 def evaluate(ruleset: Any, envelope: Mapping, item: dict | None = None, *, snapshot: dict | None = None,
@@ -106,7 +106,7 @@ def evaluate(ruleset: Any, envelope: Mapping, item: dict | None = None, *, snaps
     resource = resource_kind(canonical(event))
     payload = _payload(envelope)
     item = item if isinstance(item, dict) else payload
-    item_id = str(item.get("id") or payload.get("id") or "") or None
+    item_id = plain_id(item.get("id") or payload.get("id"))
     clock = _now(now)
     ctx = Context(item, envelope, snapshot)
     deleted = event.endswith(".deleted")
@@ -166,7 +166,7 @@ def evaluate(ruleset: Any, envelope: Mapping, item: dict | None = None, *, snaps
     plan: list[PlannedCall] = []
     body = live.put_body() if item_id and resource in RESOURCE_PATHS else None
     if body:
-        plan.append(PlannedCall("PUT", f"{RESOURCE_PATHS[resource]}/{item_id}", None, body, "rest", "celery",
+        plan.append(PlannedCall("PUT", resource_path(resource, item_id), None, body, "rest", "celery",
                                 tuple(live_rules), "put"))
     for rule_id, item_ops in dry:
         draft = Draft(item)
@@ -174,7 +174,7 @@ def evaluate(ruleset: Any, envelope: Mapping, item: dict | None = None, *, snaps
             draft.apply(op)
         dry_body = draft.put_body() if item_id and resource in RESOURCE_PATHS else None
         if dry_body:
-            plan.append(PlannedCall("PUT", f"{RESOURCE_PATHS[resource]}/{item_id}", None, dry_body, "rest",
+            plan.append(PlannedCall("PUT", resource_path(resource, item_id), None, dry_body, "rest",
                                     "celery", (rule_id,), "put", dry_run=True))
     plan.extend(calls)
     after = apply_put(item, body) if body else item

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def main() -> None:
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "baselines":
+        if info.name.startswith("_") or info.name in ("baselines", "fuzz"):  # fuzz: `make fuzz`
             continue
         module = importlib.import_module(f"benchmarks.{info.name}")
         if hasattr(module, "main"):

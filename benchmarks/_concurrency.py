@@ -1,9 +1,9 @@
-"""Which WEB_CONCURRENCY x WEB_THREADS to run the receiver with: a sweep, not part of `make bench`.
+"""Which WEB_CONCURRENCY x WEB_CONNECTIONS to run the receiver with: a sweep, not part of `make bench`.
 
 Run `python -m benchmarks._concurrency` (a few minutes). Each combination serves the project's
 web exactly as the Procfile does, takes the ingest benchmark's load (16 keep-alive connections,
-then a 64-connection burst) and reports req/s, p50, p99 and memory (PSS: --preload shares the
-code pages between workers, so RSS would count them once per worker). Results go to stdout as a
+then a 64-connection burst) and reports req/s, p50, p99 and memory (PSS: shared pages are counted
+once across the workers, as RSS would not). Results go to stdout as a
 Markdown table, for docs/performance.md.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import redis
 
 from benchmarks import _load, _serve, ingest
 
-GRID = [(w, t) for w in (1, 2, 3, 4) for t in (1, 4, 8, 16)]
+GRID = [(w, c) for w in (1, 2, 3, 4) for c in (100, 1000)]  # gevent: connections held per process
 LOADS = (16, 64)  # connections in flight: a steady stream, then a bulk-trigger burst
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 
@@ -45,14 +45,14 @@ def main() -> None:
     reqs = ingest.requests()
     work = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     client = redis.Redis.from_url(ingest.REDIS_URL)
-    print("| WEB_CONCURRENCY | WEB_THREADS | " + " | ".join(
+    print("| WEB_CONCURRENCY | WEB_CONNECTIONS | " + " | ".join(
         f"{c} conn req/s | {c} conn p50 ms | {c} conn p99 ms" for c in LOADS) + " | PSS MB |")
     print("|---:|---:|" + "---:|---:|---:|" * len(LOADS) + "---:|")
-    for workers, threads in GRID:
-        os.environ.update(WEB_CONCURRENCY=str(workers), WEB_THREADS=str(threads))
+    for workers, connections_held in GRID:
+        os.environ.update(WEB_CONCURRENCY=str(workers), WEB_CONNECTIONS=str(connections_held))
         env = {"PREPR_WEBHOOK_SECRETS": ingest.SECRET, "DATA_DIR": str(work),
                "CELERY_BROKER_URL": ingest.REDIS_URL}
-        server = _serve.start(f"{workers}x{threads}", _serve.PROJECT_APP, env, work / "gunicorn.log")
+        server = _serve.start(f"{workers}x{connections_held}", _serve.PROJECT_APP, env, work / "gunicorn.log")
         cells = []
         try:
             for connections in LOADS:
@@ -66,7 +66,7 @@ def main() -> None:
             memory = pss_mb(server.proc.pid)
         finally:
             server.stop()
-        print(f"| {workers} | {threads} | " + " | ".join(cells) + f" | {memory:.0f} |", flush=True)
+        print(f"| {workers} | {connections_held} | " + " | ".join(cells) + f" | {memory:.0f} |", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,7 +18,7 @@ from benchmarks._load import percentile
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Ingest"
 PACKAGES = ("flask", "werkzeug", "gunicorn", "celery", "kombu", "redis", "marshmallow", "orjson")
-GOAL_RATE, GOAL_P99 = 0.8, 1.5
+GOAL_RATE, GOAL_P99 = 1.5, 1.0  # issue 13: >= 1.5x send_task in req/s, p99 no worse than it
 
 
 def summarise(targets: list[Any]) -> list[dict[str, Any]]:

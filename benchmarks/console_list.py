@@ -40,7 +40,7 @@ def fill(url: str, n: int) -> str:
     for i in range(n):
         event_id = str(uuid.uuid4())
         intake.accept({"id": event_id, "event": "content_item.changed", "created_on": 1,
-                       "payload": {"id": f"item-{i % 500}"}}, enqueue=False)
+                       "payload": {"id": f"item-{i % 500}"}}, "ignored")
         traces.write(event_id, "run", {"outcome": OUTCOMES[i % len(OUTCOMES)], "elapsed_ms": 40.0, "attempt": 1,
                                        "evaluation": {"fired": ["tag-football"], "rules": []}, "calls": []})
     client.delete("celery")

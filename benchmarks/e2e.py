@@ -190,19 +190,15 @@ def project_stager(client: redis.Redis) -> Callable[[int, int], list[str]]:
     """Deliveries queued by the receiver's own intake, onto the staging list instead of the queue."""
     import webhooks.intake as intake_module
 
-    intake = intake_module.Intake(client, 3600, 3600)
+    intake = intake_module.Intake(client, 3600, 3600, queue=STAGING)  # the list key only; the message is unchanged
 
     def stage(first: int, last: int) -> list[str]:
         client.delete(STAGING)
         ids = []
-        saved, intake_module.QUEUE = intake_module.QUEUE, STAGING  # the list key only; the message is unchanged
-        try:
-            for n in range(first, last):
-                event = envelope(item_of(n))
-                assert intake.accept(event, enqueue=True) == "queued"
-                ids.append(event["id"])
-        finally:
-            intake_module.QUEUE = saved
+        for n in range(first, last):
+            event = envelope(item_of(n))
+            assert intake.accept(event, "queued") == "queued"
+            ids.append(event["id"])
         return ids
     return stage
 

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,12 +64,15 @@ def deliveries() -> Iterator[bytes]:
 
 
 def requests() -> list[bytes]:
-    """Whole HTTP requests, each a delivery with a unique id, signed as Prepr signs."""
+    """Whole HTTP requests, each a delivery with a unique id and a recent created_on (the captured
+    ones are older than the dedupe window: the door would answer them "stale"), signed as Prepr signs."""
     out = []
+    now = int(time.time())
     for copy in range(COPIES):
         for raw in deliveries():
             envelope = json.loads(raw)
             envelope["id"] = f"{envelope['id']}.{copy}"
+            envelope["created_on"] = now
             body = json.dumps(envelope, separators=(",", ":")).encode()
             out.append(b"POST /webhooks/prepr HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                        b"Content-Type: application/json\r\nPrepr-Signature: " + sign(body, SECRET).encode()

@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import time
-import uuid
 from typing import Any, Iterator, NoReturn
 
 import click
@@ -21,9 +20,8 @@ from prepr.filters import UnsupportedFilter, encode_filter
 from prepr.ratelimit import RateLimiter
 from prepr_automation import store
 from prepr_automation.settings import load_settings
-from webhooks.intake import celery_message
-
 from tasks.backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
+from tasks.messages import task_message
 
 from .outcomes import Outcomes
 
@@ -178,7 +176,7 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
                     time.sleep(0.2)
                 if stop:
                     break
-                if _enqueue(cursor, run_id, rule_id, event, item_id, settings.trace_ttl):
+                if _enqueue(cursor, run_id, rule_id, event, item_id, settings.dedupe_ttl, settings.trace_ttl):
                     sent += 1
                     outcomes.add(f"backfill-{run_id}-{item_id}")
                 else:
@@ -214,12 +212,12 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
         sys.exit(1)
 
 
-def _enqueue(cursor: Cursor, run_id: str, rule_id: str, event: str, item_id: str, trace_ttl: int) -> bool:
+def _enqueue(cursor: Cursor, run_id: str, rule_id: str, event: str, item_id: str, seen_ttl: int,
+             trace_ttl: int) -> bool:
     """One synthetic event for one item, pushed and recorded in one atomic step."""
     event_id = f"backfill-{run_id}-{item_id}"
     backfill = {"rule": rule_id, "run": run_id}
     envelope = {"id": event_id, "event": event, "created_on": int(time.time()), "payload": {"id": item_id},
                 "backfill": backfill}
     record = json.dumps({"event": event, "received_at": time.time(), "status": "queued", "backfill": backfill})
-    message = celery_message(str(uuid.uuid4()), [envelope], queue=QUEUE)
-    return cursor.enqueue(item_id, message, store.trace_key(event_id), record, trace_ttl)
+    return cursor.enqueue(event_id, item_id, task_message(envelope, QUEUE), record, seen_ttl, trace_ttl)

@@ -121,8 +121,8 @@ def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules:
     children.start([sys.executable, "-m", "sandbox", "--port", str(sandbox_port), "--data-dir",
                     str(data_dir / "sandbox"), "--user-id", user, "--webhook-url", f"{web}/webhooks/prepr",
                     "--webhook-secret", secret.split(",")[0]], name="sandbox", env=env)
-    children.start([sys.executable, "-m", "gunicorn", "webhooks:create_app()", "--preload", "--bind",
-                    f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1", "--threads", "8",
+    children.start([sys.executable, "-m", "gunicorn", "webhooks:create_app()", "--bind", f"127.0.0.1:{port}",
+                    "--worker-class", "gevent", "--workers", "1", "--keep-alive", "5",
                     "--log-level", "warning"], name="web", env=env)
     worker = children.start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "celery,bulk",
                              "-n", WORKER_NAME, "-P", "threads", "-c", str(workers), "--loglevel", "INFO", "--without-gossip",

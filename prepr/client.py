@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import quote
 
 import requests
 
@@ -37,6 +38,13 @@ class CallRecord:
     status: int | None
     elapsed_ms: float
     error: str | None = None
+
+
+def _segment(id: Any) -> str:
+    """An id as one path segment, percent-encoded; only strings and integers are ids."""
+    if isinstance(id, bool) or not isinstance(id, (str, int)) or id in ("", ".", ".."):
+        raise TypeError(f"a Prepr id must be a non-empty string or an integer, not {id!r:.40}")
+    return quote(str(id), safe="")  # "." and ".." are refused: HTTP clients resolve them as dot-segments
 
 
 def _fields(fields: str | Sequence[str] | None) -> str | None:
@@ -206,17 +214,17 @@ class PreprClient:
 
     def get_publication(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
         params = {"fields": _fields(fields)} if fields else None
-        return self.request("GET", f"/publications/{id}", params=params)
+        return self.request("GET", f"/publications/{_segment(id)}", params=params)
 
     def create_publication(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/publications", json=body)
 
     def update_publication(self, id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Partial update: only the fields in `body` change."""
-        return self.request("PUT", f"/publications/{id}", json=body)
+        return self.request("PUT", f"/publications/{_segment(id)}", json=body)
 
     def delete_publication(self, id: str) -> None:
-        self.request("DELETE", f"/publications/{id}", expect_json=False)
+        self.request("DELETE", f"/publications/{_segment(id)}", expect_json=False)
 
     # -- bulk: the filter goes in the query string, exactly as for a list ---------------------
 
@@ -268,10 +276,10 @@ class PreprClient:
     # -- assets, persons, tracking -----------------------------------------------------------
 
     def get_asset(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/assets/{id}", params={"fields": _fields(fields)} if fields else None)
+        return self.request("GET", f"/assets/{_segment(id)}", params={"fields": _fields(fields)} if fields else None)
 
     def get_person(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/persons/{id}", params={"fields": _fields(fields)} if fields else None)
+        return self.request("GET", f"/persons/{_segment(id)}", params={"fields": _fields(fields)} if fields else None)
 
     def track_event(self, body: Mapping[str, Any]) -> None:
         """POST {tracking_url}/events; Prepr answers 202 Accepted."""

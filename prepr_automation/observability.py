@@ -5,10 +5,12 @@ headers, breadcrumbs, extra data and exception values before anything leaves the
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import quote
 
 from .settings import Settings
 
@@ -19,8 +21,17 @@ FILTERED = "[Filtered]"
 
 
 def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret (webhook secrets, access token, ADMIN_TOKEN) in each form it can take
+    in stored text: as is, JSON-escaped (inside a dumped body) and percent-encoded (in a URL)."""
     values = [*settings.webhook_secrets, settings.access_token, settings.admin_token]
-    return [v for v in values if v and len(v) >= 4]
+    return _forms(v for v in values if v and len(v) >= 4)
+
+
+def _forms(secrets: Iterable[str]) -> list[str]:
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe="")}
+    return sorted(forms, key=len, reverse=True)  # longest first: no form is left half-replaced
 
 
 @lru_cache(maxsize=4096)
@@ -52,6 +63,40 @@ def scrub_text(text: str, secrets: list[str]) -> str:
         if secret in text:
             text = text.replace(secret, FILTERED)
     return text
+
+
+def scrub_stored(value: Any, secrets: list[str]) -> Any:
+    """What is kept (dead letters): every configured secret replaced wherever it appears, keys and
+    values at any depth, inside a stored response body too. Only the values: a field merely named
+    like a secret stays, so a replay sends the event as it came."""
+    return json.loads(scrub_text(json.dumps(value, default=str), secrets))
+
+
+class ScrubFilter(logging.Filter):
+    """Log lines with the secrets replaced: installed on the handlers of the web and worker."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub_text(message, self.secrets)
+        if cleaned != message or record.exc_info:
+            if record.exc_info:
+                import traceback
+
+                cleaned += "\n" + scrub_text("".join(traceback.format_exception(*record.exc_info)), self.secrets)
+                record.exc_info, record.exc_text = None, None
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def scrub_logs(secrets: list[str], logger: logging.Logger | None = None) -> None:
+    """Put a ScrubFilter on every handler of `logger` (the root logger by default)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter(secrets))
 
 
 def before_send_factory(settings: Settings):

@@ -13,8 +13,9 @@ Decisions, and why:
   plain field conditions); `matches`, `changed`, `any:`, `not:` and resource paths are left to
   the worker, which evaluates the whole rule anyway. The filter only narrows the listing.
 * Resume: every enqueued item id goes into a set per run (`pa:backfill:<rule>:<args hash>`),
-  in the same Lua call that pushes its message, so a kill at any instant leaves no item
-  enqueued-but-unrecorded: a re-run with the same arguments skips exactly what was sent.
+  in the same script call that pushes its message (tasks.messages, shared with the door), so a
+  kill at any instant leaves no item enqueued-but-unrecorded: a re-run with the same arguments
+  skips exactly what was sent.
 * The whole listing (ids only, oldest first) is read before anything is enqueued: the worker
   changes items as we go, and paging a filtered list while its members change skips some.
 * Back-pressure: at most `--window` jobs wait on the queue, so the progress bar follows the
@@ -26,6 +27,7 @@ import hashlib
 import json
 import secrets
 import time
+import uuid
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -34,24 +36,11 @@ from automation.conditions import Group
 from automation.events import canonical, is_glob, resource_kind
 from prepr.filters import UnsupportedFilter, encode_filter
 from prepr_automation import store
+from tasks.messages import BULK_QUEUE, Enqueue
 
-QUEUE = "bulk"
+QUEUE = BULK_QUEUE
 CURSOR_TTL = 30 * 24 * 3600
 EVENTS = ("content_item.changed", "content_item.published", "content_item.created", "content_item.unpublished")
-
-# KEYS: enqueued-ids set, queue, trace, cursor   ARGV: item id, message, receive record, trace ttl,
-# cursor ttl. The cursor's TTL is refreshed with every item, so a killed run is remembered too.
-_ENQUEUE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('HSET', KEYS[3], 'received', ARGV[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  redis.call('EXPIRE', KEYS[4], ARGV[5])
-  return 1
-end
-return 0
-"""
 
 
 def scoped(rules: RuleSet, envelope: Mapping[str, Any]) -> RuleSet | None:
@@ -136,7 +125,7 @@ class Cursor:
         digest = hashlib.sha1(json.dumps(user_filter or {}, sort_keys=True).encode()).hexdigest()[:12]
         self.redis, self.key = redis, f"{store.PREFIX}backfill:{rule_id}:{digest}"
         self.ids_key = self.key + ":ids"
-        self._enqueue = redis.register_script(_ENQUEUE)
+        self._enqueue = Enqueue(redis)
 
     def open(self, restart: bool, create: bool) -> tuple[str, int]:
         """(run id, items already enqueued); a fresh run id when new or restarted."""
@@ -157,10 +146,14 @@ class Cursor:
             return []
         return [bool(x) for x in self.redis.smismember(self.ids_key, ids)]
 
-    def enqueue(self, item_id: str, message: bytes, trace_key: str, record: str, trace_ttl: int) -> bool:
-        done = self._enqueue(keys=[self.ids_key, QUEUE, trace_key, self.key],
-                             args=[item_id, message, record, trace_ttl, CURSOR_TTL])
-        return done == 1
+    def enqueue(self, event_id: str, item_id: str, message: bytes, record: str, seen_ttl: int,
+                trace_ttl: int) -> bool:
+        """Push one item's job with the queue's shared script; the item joins this run's set in the
+        same call (the cursor's TTL is refreshed with it, so a killed run is remembered too)."""
+        landed = self._enqueue(event_id, uuid.uuid4().hex, message, record, queue=QUEUE, seen_ttl=seen_ttl,
+                               trace_ttl=trace_ttl, member=item_id, member_keys=(self.ids_key, self.key),
+                               member_ttl=CURSOR_TTL)
+        return landed != "duplicate"
 
     def close(self, finished: bool) -> None:
         fields: dict[str, Any] = {"updated_at": time.time(), "enqueued": self.redis.scard(self.ids_key)}

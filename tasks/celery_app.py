@@ -86,3 +86,18 @@ def _worker_init(**_: object) -> None:
     from prepr_automation.eviction import EvictionCheck
 
     EvictionCheck(store.client_for(settings)).warn()  # evicting Redis drops queued events: say so at start
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _scrub_logs(logger: logging.Logger, **_: object) -> None:
+    """Every handler Celery sets up (main process and each pool child) replaces the configured
+    secrets in what it writes: a payload or a Prepr answer may carry one."""
+    from prepr_automation.observability import scrub_logs, secret_values
+
+    try:
+        secrets = secret_values(load_settings())
+    except ConfigError:
+        return  # the worker stops at start with its own one line (_worker_init)
+    for target in (logger, logging.getLogger()):
+        scrub_logs(secrets, target)

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import redis
 import sentry_sdk
 
+from prepr_automation.observability import scrub_stored
 from prepr_automation.store import PREFIX
 
 INDEX = f"{PREFIX}dead"
@@ -44,13 +45,14 @@ class DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, secrets: list[str] | None = None) -> None:
         self.client = client
+        self.secrets = secrets or []  # observability.secret_values: scrubbed from what is kept
 
     def add(self, letter: DeadLetter, report: bool = True) -> str:
         """Keep the letter; report it to Sentry (when configured) as the one event of this failure."""
         with self.client.pipeline() as pipe:
-            pipe.set(_key(letter.id), json.dumps(letter.to_json()))
+            pipe.set(_key(letter.id), json.dumps(scrub_stored(letter.to_json(), self.secrets)))
             pipe.zadd(INDEX, {letter.id: letter.at})
             pipe.execute()
         if report:

@@ -84,4 +84,4 @@ def _runtime(pid: int) -> Runtime:
 def _build(settings: Settings) -> Runtime:
     client = store.client_for(settings)
     return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings)),
-                   DeadLetters(client), os.getpid(), LiveRuleSet(settings.rules_path))
+                   DeadLetters(client, secret_values(settings)), os.getpid(), LiveRuleSet(settings.rules_path))

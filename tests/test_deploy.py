@@ -26,7 +26,7 @@ from tests.webhooks.test_processes import KEY, post, start_web
 
 SETTINGS_SOURCE = (ROOT / "prepr_automation" / "settings.py").read_text()
 ENV_NAMES = set(re.findall(r'_parse\(env, "([A-Z_]+)"', SETTINGS_SOURCE))
-PROCESS_ENV = {"WEB_CONCURRENCY", "WEB_THREADS", "WORKER_CONCURRENCY"}  # read by the Procfile, not settings
+PROCESS_ENV = {"WEB_CONCURRENCY", "WEB_CONNECTIONS", "WORKER_CONCURRENCY"}  # read by the Procfile, not settings
 
 
 def procfile(name: str = "Procfile") -> dict[str, str]:

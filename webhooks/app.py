@@ -3,14 +3,17 @@
 Order of checks is fixed by the contract: size (413), content type (415), signature over the
 raw bytes (401), then parse and validate (400). Nothing is parsed before it is verified, and
 nothing is acknowledged before the broker holds it. The checks after the content type live in
-receiver.py; the plain JSON POST is answered by the same code from a WSGI fast path in front
-of Flask (fastpath.py), which hands Flask every request it does not take.
+receiver.py. The body is read under a time limit (BODY_SECONDS, enforced under the Procfile's
+gevent worker, where a trickling sender holds a greenlet, not a thread): a sender that is too
+slow gets 408, and broken chunked framing 400, never a 500 (docs/deploy.md).
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
+import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import redis
 from flask import Flask, Response, request
@@ -18,12 +21,34 @@ from werkzeug.exceptions import HTTPException
 
 from prepr_automation import history, store
 from prepr_automation.eviction import EvictionCheck
-from prepr_automation.observability import init_sentry
+from prepr_automation.observability import init_sentry, scrub_logs, secret_values
 from prepr_automation.settings import ConfigError, Settings, load_settings
 
-from .fastpath import DEFERRED, FastPath
 from .intake import BrokerUnavailable, Intake
 from .receiver import RETRY_AFTER, Listens, Receiver, render
+
+
+try:
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+except ImportError:  # served by another WSGI server
+    _GunicornParseError = ValueError  # type: ignore[assignment,misc]
+
+BODY_SECONDS = 10.0
+_FRAMING_ERRORS = (OSError, ValueError, _GunicornParseError)  # NoMoreData is an OSError
+
+
+class BodyTimeout(Exception):
+    """The sender did not deliver the body within BODY_SECONDS."""
+
+
+def _time_limit(seconds: float) -> ContextManager[Any]:
+    """gevent's Timeout when serving under gevent: it interrupts a read that is trickling in, which
+    a socket timeout (per recv) cannot. Without gevent the WSGI server's own limits apply."""
+    if "gevent" not in sys.modules:
+        return contextlib.nullcontext()
+    from gevent import Timeout
+
+    return Timeout(seconds, BodyTimeout)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -60,6 +85,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(4)  # gunicorn's "app failed to load": the arbiter stops instead of respawning
         init_sentry(settings, "web")
+        for name in ("", "gunicorn.error", "gunicorn.access"):
+            scrub_logs(secret_values(settings), logging.getLogger(name))
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
@@ -81,10 +108,13 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
 
     @app.post("/webhooks/prepr")
     def receive() -> Response:
-        deferred = request.environ.pop(DEFERRED, None)
-        if deferred is not None:  # the fast path met an unexpected error: fail here, inside Flask
-            raise deferred
-        body = _read_body(limit)
+        try:
+            with _time_limit(BODY_SECONDS):
+                body = _read_body(limit)
+        except BodyTimeout:
+            return _json(408, {"error": f"body not received within {BODY_SECONDS:g} s"}, {"Connection": "close"})
+        except _FRAMING_ERRORS:
+            return _json(400, {"error": "malformed request body (framing)", "field": None}, {"Connection": "close"})
         if body is None:
             return _json(413, {"error": f"body larger than {limit} bytes"})
         if not _is_json(request.mimetype):
@@ -130,5 +160,4 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         from .console import register
 
         register(app, settings, intake.client, live)
-    app.wsgi_app = FastPath(app, receiver, limit)  # type: ignore[method-assign]
     return app

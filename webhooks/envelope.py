@@ -12,12 +12,16 @@ the schema. Every captured real delivery passes the pre-check; tests prove the i
 """
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 NAME_MAX = 200
+MAX_DEPTH = 32  # real deliveries nest 6 deep; the worker's recursive code must never meet 500
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")  # escaped or surrogatepass-encoded
 
 
 def name_ok(value: str) -> bool:
@@ -66,8 +70,8 @@ class EnvelopeSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    id = fields.String(required=True, validate=name_ok)
-    event = fields.String(required=True, validate=name_ok)
+    id = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX))  # a validator must raise
+    event = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX))
     payload = fields.Dict(required=True)
     created_on = CreatedOn(allow_none=True)
     performed_by = PerformedBy(allow_none=True)
@@ -96,10 +100,67 @@ def plainly_valid(data: Any) -> bool:
             and (dc is None or type(dc) is str))
 
 
-def validate_envelope(data: Any) -> dict[str, list[str]]:
+def _too_deep(value: Any, limit: int) -> bool:
+    """Iterative, so a value too deep for the stack cannot break the check itself."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _field_name(key: str) -> str:
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def bounds_errors(data: dict[str, Any], raw: bytes) -> dict[str, list[str]]:
+    """What no schema sees: nesting deeper than MAX_DEPTH, and strings that cannot be stored as
+    UTF-8 (lone surrogates, which JSON can escape). Scans only bodies the raw bytes make suspect."""
+    errors: dict[str, list[str]] = {}
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        for key, value in data.items():
+            if isinstance(value, (dict, list)) and _too_deep(value, MAX_DEPTH - 1):
+                errors[_field_name(key)] = [f"nested deeper than {MAX_DEPTH} levels"]
+    if _SURROGATE.search(raw):
+        for key, value in data.items():
+            try:
+                key.encode("utf-8")
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                errors.setdefault(_field_name(key), []).append("holds a lone surrogate, not storable as UTF-8")
+    return errors
+
+
+def created_before(value: Any, seconds: int) -> bool:
+    """True when `created_on` says the delivery was made more than `seconds` ago; False when it
+    says nothing usable (empty, unparseable digits such as "²" or 5,000 of them)."""
+    limit = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return False
+            if not text.isdigit():
+                when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) < limit
+            value = int(text)
+    except ValueError:
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < limit.timestamp()
+
+
+def validate_envelope(data: Any, raw: bytes = b"") -> dict[str, list[str]]:
     """Field → messages; empty when the envelope is valid. The delivery itself is not rewritten."""
     if not isinstance(data, dict):
         return {"_schema": ["the body must be a JSON object"]}
+    errors = bounds_errors(data, raw)
+    if errors:
+        return errors
     if plainly_valid(data):
         return {}
     errors = _SCHEMA.validate(data)

@@ -1,16 +1,17 @@
 """What the receiver answers to a delivery whose size and content type have been checked.
 
-Free of any web framework, so the Flask view and the WSGI fast path (fastpath.py) give the same
-answer from the same code. Order fixed by the contract: signature over the raw bytes (401),
-then parse and validate (400), then dedupe + enqueue (200 / 202 / 503).
+Free of any web framework. Order fixed by the contract: signature over the raw bytes (401), then
+parse and validate (400), then dedupe + enqueue (200 / 202 / 503). A delivery whose created_on
+is older than the dedupe window is answered 200 "stale" and recorded, never run: its seen-mark
+may have expired, so it cannot be told from a replay of one already processed.
 """
 from __future__ import annotations
 
 import json
 from typing import Any, Callable, Sequence
 
-from .envelope import validate_envelope
-from .intake import BrokerUnavailable, Delivery, Intake, embeddable
+from .envelope import created_before, validate_envelope
+from .intake import BrokerUnavailable, Delivery, Intake, Outcome, embeddable
 from .signature import verify
 
 RETRY_AFTER = "10"
@@ -24,10 +25,7 @@ def render(payload: dict[str, Any]) -> bytes:
 
 
 class Receiver:
-    """Verify, parse, validate, then accept; every outcome is an Answer, never an exception.
-
-    Unexpected errors do propagate: the web framework reports them (Sentry) and answers 500.
-    """
+    """Verify, parse, validate, then accept; every outcome is an Answer, never an exception."""
 
     def __init__(self, secrets: Sequence[str], intake: Intake, listens: Listens) -> None:
         self.secrets = tuple(secrets)
@@ -41,16 +39,16 @@ class Receiver:
             envelope = json.loads(body)
         except (ValueError, RecursionError):
             return 400, {"error": "body is not valid JSON", "field": None}, None
-        errors = validate_envelope(envelope)
+        errors = validate_envelope(envelope, body)
         if errors:
             field = sorted(errors)[0]
             return 400, {"error": f"invalid envelope: {field}: {errors[field][0]}",
                          "field": field, "fields": errors}, None
-        delivery = Delivery(envelope, body if embeddable(body) else None)
+        status: Outcome = "queued" if self.listens(envelope["event"]) else "ignored"
+        if created_before(envelope.get("created_on"), self.intake.dedupe_ttl):
+            status = "stale"
         try:
-            outcome = self.intake.accept(delivery, enqueue=self.listens(envelope["event"]))
+            outcome = self.intake.accept(Delivery(envelope, body if embeddable(body) else None), status)
         except BrokerUnavailable:
             return 503, {"error": "broker unavailable, retry later"}, {"Retry-After": RETRY_AFTER}
-        if outcome == "duplicate":
-            return 200, {"status": "duplicate", "event_id": envelope["id"]}, None
-        return 202, {"status": outcome, "event_id": envelope["id"]}, None
+        return (200 if outcome in ("duplicate", "stale") else 202), {"status": outcome, "event_id": envelope["id"]}, None

@@ -11,7 +11,7 @@ import redis
 
 from tests.conftest import BIN, ROOT, Processes, free_port
 from tests.webhooks.test_processes import KEY, start_web
-from webhooks.intake import QUEUE
+from tasks.messages import EVENTS_QUEUE as QUEUE
 
 EVENT = ROOT / "examples" / "content_item.changed.json"
 
@@ -69,7 +69,7 @@ def test_stdin_and_the_set_up_dev_recorded(processes: Processes, redis_url: str,
     """In a folder `dev` set up, the key and the port come from DATA_DIR/dev.json: no flag, no export."""
     url = start_web(processes, redis_url)
     (tmp_path / "dev.json").write_text(json.dumps({"PREPR_WEBHOOK_SECRETS": KEY, "PORT": url.rsplit(":", 1)[1]}))
-    body = b'{"id": "from-stdin", "event": "content_item.changed", "created_on": 1, "payload": {"id": "x"}}'
+    body = b'{"id": "from-stdin", "event": "content_item.changed", "payload": {"id": "x"}}'
     done = run("-", stdin=body, DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert [e["id"] for e in queued_envelopes(redis_client)] == ["from-stdin"]

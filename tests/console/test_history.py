@@ -32,11 +32,11 @@ def _envelope(event: str = "content_item.changed", item: str = "item-1") -> dict
 def test_the_index_is_capped_and_keeps_the_envelope(redis_client: redis.Redis) -> None:
     intake = Intake(redis_client, 3600, 3600, history_cap=5)
     raw = b'{"id": "raw-1", "event": "asset.created", "payload": {"id": "a1"}, "extra": 1}'
-    assert intake.accept(Delivery(json.loads(raw), raw), enqueue=True) == "queued"
+    assert intake.accept(Delivery(json.loads(raw), raw), "queued") == "queued"
     ids = [_envelope()["id"] for _ in range(6)]
     for event_id in ids:
-        intake.accept({**_envelope(), "id": event_id}, enqueue=False)
-    assert intake.accept({**_envelope(), "id": ids[-1]}, enqueue=False) == "duplicate"
+        intake.accept({**_envelope(), "id": event_id}, "ignored")
+    assert intake.accept({**_envelope(), "id": ids[-1]}, "ignored") == "duplicate"
     members = [m.decode() for m in redis_client.zrange(history.INDEX, 0, -1)]
     assert members == ids[1:]  # the cap: the oldest fell out
     assert store.read_trace(redis_client, "raw-1")["envelope"]["extra"] == 1  # the bytes as received
@@ -47,9 +47,9 @@ def test_the_index_is_capped_and_keeps_the_envelope(redis_client: redis.Redis) -
 def test_entries_older_than_the_traces_leave_the_index(redis_client: redis.Redis) -> None:
     old = Intake(redis_client, 3600, trace_ttl=60)
     first = _envelope()
-    old.accept(first, enqueue=False)
+    old.accept(first, "ignored")
     redis_client.zadd(history.INDEX, {first["id"]: time.time() - 120})
-    old.accept(_envelope(), enqueue=False)
+    old.accept(_envelope(), "ignored")
     assert first["id"].encode() not in redis_client.zrange(history.INDEX, 0, -1)
 
 
@@ -58,7 +58,7 @@ def test_recent_rows_filters_and_pages(redis_client: redis.Redis) -> None:
     traces = TraceWriter(redis_client, 3600, ["s3cret"])
     done, letter, asset = _envelope(item="i1"), _envelope(item="i2"), _envelope("asset.created", "a1")
     for envelope in (done, letter, asset):
-        intake.accept(envelope, enqueue=True)
+        intake.accept(envelope, "queued")
         time.sleep(0.002)
     traces.write(done["id"], "run", {"outcome": "done: 1 call(s) sent", "elapsed_ms": 12.5, "attempt": 1,
                                      "evaluation": {"fired": ["tag-it"]}})

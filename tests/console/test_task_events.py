@@ -38,7 +38,7 @@ def test_the_worker_sends_task_events(console: Console) -> None:
 
     client = store.redis_client(console.redis_url)
     event_id = str(uuid.uuid4())
-    Intake(client, 600, 600).accept({"id": event_id, "event": "asset.created", "payload": {"id": "a1"}}, enqueue=True)
+    Intake(client, 600, 600).accept({"id": event_id, "event": "asset.created", "payload": {"id": "a1"}}, "queued")
     thread.join(60)
     assert not errors, errors
     succeeded = [e for e in seen if e["type"] == "task-succeeded"]

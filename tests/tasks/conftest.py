@@ -57,7 +57,7 @@ class Service:
                     "payload": {"id": item_id, **payload}}
         if performed_by is not None:
             envelope["performed_by"] = performed_by
-        assert self.intake.accept(envelope, enqueue=True) == "queued"
+        assert self.intake.accept(envelope, "queued") == "queued"
         return event_id
 
     def trace(self, event_id: str) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import requests
 
 from prepr_automation import store
 from tests.conftest import BIN, Processes, free_port, read_deliveries, wait_http
-from webhooks.intake import QUEUE
+from tests.webhooks.deliveries import recent
+from tasks.messages import EVENTS_QUEUE as QUEUE
 from webhooks.signature import sign
 
 KEY = "process-test-key"
@@ -22,9 +23,10 @@ KEY = "process-test-key"
 
 def start_web(processes: Processes, broker: str, **env: str) -> str:
     port = free_port()
+    # as the Procfile serves it: gevent workers, no --preload (gevent patches before the app loads)
     proc = processes.start(
-        [str(BIN / "gunicorn"), "webhooks:create_app()", "--preload", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "4"],
+        [str(BIN / "gunicorn"), "webhooks:create_app()", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gevent", "--workers", "2", "--worker-connections", "100"],
         {"PREPR_WEBHOOK_SECRETS": KEY, "CELERY_BROKER_URL": broker, "ADMIN_TOKEN": "adm",
          "MAX_BODY_BYTES": "2048", **env}, "web")
     url = f"http://127.0.0.1:{port}"
@@ -38,12 +40,12 @@ def post(url: str, body: bytes) -> requests.Response:
 
 
 def delivery(event_id: str, event: str = "content_item.changed") -> bytes:
-    return json.dumps({"id": event_id, "event": event, "created_on": 1, "payload": {"id": "x"}}).encode()
+    return json.dumps({"id": event_id, "event": event, "created_on": int(time.time()), "payload": {"id": "x"}}).encode()
 
 
 def test_every_202_is_on_the_broker(processes: Processes, redis_url: str, redis_client: redis.Redis) -> None:
     url = start_web(processes, redis_url, MAX_BODY_BYTES="1048576")
-    bodies = list(read_deliveries(limit=600))
+    bodies = [recent(raw) for raw in read_deliveries(limit=600)]
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda b: post(url, b), bodies))
     statuses = [a.status_code for a in answers]
