@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --strip-extras \
 	--allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test bench fuzz validate requirements clean
+.PHONY: run test bench fuzz fuzz-rules validate requirements clean
 
 # The project's own dependencies are all pinned in requirements-dev.txt, so `pip install -e .`
 # adds none; one added to setup.cfg but not yet pinned is installed from its range, and the
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m benchmarks.fuzz
+
+# >= 3,000 mutated rule files, each in a memory-capped child process; figures to benchmarks/RESULTS.md
+fuzz-rules: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz_rules --files 3000
 
 validate: $(STAMP)
 	$(BIN)/prepr-automation validate

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-RESOURCE_PATHS = {"publication": "/publications", "asset": "/assets", "person": "/persons"}
+from .resources import RESOURCE_PATHS
 
 
 def plain_id(value: Any) -> str | None:

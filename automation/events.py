@@ -11,12 +11,10 @@ import fnmatch
 import re
 from typing import Iterable, Sequence
 
-FAMILIES = {"content_item": "publication", "publication": "publication", "asset": "asset",
-            "person": "person"}
-VERBS = {"publication": {"created", "changed", "published", "unpublished", "deleted"},
-         "asset": {"created", "uploaded", "changed", "deleted"}}
-KINDS = ("publication", "asset", "person")
-_SAMPLES = {"publication": "content_item.", "asset": "asset.", "person": "person."}
+from .resources import FAMILIES, RESOURCES
+
+VERBS = {r.kind: r.verbs for r in RESOURCES if r.verbs is not None}
+_SAMPLES = {r.kind: r.prefixes[0] + "." for r in RESOURCES}
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -37,12 +35,12 @@ def check_pattern(pattern: str) -> str | None:
     """A message when an `on:` entry can never match a Prepr event, else None."""
     if is_glob(pattern):
         if not kinds_of([pattern]):
-            return f"pattern '{pattern}' matches no content_item, publication, asset or person event"
+            return f"pattern '{pattern}' matches no {', '.join(FAMILIES)} event"
         return None
     family, _, verb = pattern.partition(".")
     kind = FAMILIES.get(family)
     if kind is None or not verb:
-        return (f"unknown event '{pattern}' (content_item.*, publication.*, asset.*, person.*)")
+        return f"unknown event '{pattern}' ({', '.join(p + '.*' for p in FAMILIES)})"
     if kind in VERBS and verb not in VERBS[kind]:
         return f"unknown event '{pattern}' (known: {', '.join(sorted(VERBS[kind]))})"
     return None

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-FILTER_FIELDS = ("model", "status", "locales", "tags", "channels", "containers", "created_by",
-                 "assigned_to", "slug", "title", "q", "created_on", "changed_on", "publish_on")
+from prepr.filters import FIELDS as PREPR_FIELDS  # the one list of Prepr's publication filters
+
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _PATH_SEGMENT = re.compile(r"^([A-Za-z0-9_\-]+|\*)$")
 REF_KEYS = ("id", "slug", "body", "name", "email")
@@ -198,7 +198,11 @@ _BUILTIN: dict[str, Field] = {
     "publish_on": Field("publish_on", "date",
                         lambda item, env: per_locale(item.get("publish_on")) or per_locale(item.get("published_on")),
                         _const("publish_on")),
+    "expire_on": Field("expire_on", "date", _top("expire_on"), _const("expire_on")),
 }
+FILTER_FIELDS = tuple(name for name in _BUILTIN if name in PREPR_FIELDS)  # in the order of the docs
+if set(FILTER_FIELDS) != PREPR_FIELDS:  # a filter Prepr has and conditions cannot read yet
+    raise ImportError(f"automation.fields lacks {sorted(PREPR_FIELDS - set(_BUILTIN))}")
 
 
 def resolve_field(name: str) -> Field | None:

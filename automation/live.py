@@ -58,8 +58,10 @@ class LiveRuleSet:
             self._rules, self._print, self._errors = load_rules(self.path), print_, []
             self.loaded_at = time.time()
             log.info("rule set loaded from %s: %s", self.path, self._rules.summary())
-        except (RuleSetError, OSError) as exc:
-            self._errors = [str(e) for e in getattr(exc, "errors", [exc])]
+        except Exception as exc:  # noqa: BLE001 - whatever a file does, the set in force stays
+            self._errors = [str(e) for e in getattr(exc, "errors", [f"{type(exc).__name__}: {exc}"])]
+            if not isinstance(exc, (RuleSetError, OSError)):
+                log.exception("rule loader failed on %s", self.path)
             log.error("rule set in %s not loaded (%d error(s)); first: %s%s", self.path, len(self._errors),
                       self._errors[0], "; keeping the previous rule set" if self._rules else "")
 

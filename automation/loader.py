@@ -7,17 +7,21 @@ error carries `file:line:col: key.path: message`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields as mfields, validate
 
-from .actions import BUILDERS, KINDS, BuildEnv
+from prepr.filters import encode_filter as encode_prepr_filter  # the one encoding, shared with the client
+
+from .actions import ACTIONS, BuildEnv
 from .actions.base import StrictBool, load, load_partial
 from .conditions import compile_condition
 from .errors import RuleError, RuleSetError
 from .events import check_pattern, kinds_of, only_deletes
 from .model import Rule, RuleSet
+from .ruletests import compile_cases
 from .timeutil import parse_duration
 from .yamlsrc import Reporter, Source, to_plain
 
@@ -25,35 +29,27 @@ _DEFAULT = object()
 
 
 class FileSchema(Schema):
-    version = fields.Raw(required=True)
-    rules = fields.List(fields.Raw(), required=True)
+    version = mfields.Raw(required=True)
+    rules = mfields.List(mfields.Raw(), required=True)
+    tests = mfields.List(mfields.Raw())
 
 
 class ThrottleSchema(Schema):
-    once_within = fields.Raw(required=True)
+    once_within = mfields.Raw(required=True)
 
 
 class RuleSchema(Schema):
-    id = fields.String(required=True, validate=validate.Regexp(
+    id = mfields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", error="use letters, digits, '-', '_' and '.'"))
-    description = fields.String()
+    description = mfields.String()
     enabled = StrictBool()
-    disabled = fields.String(validate=validate.Length(min=1))
-    on = fields.Raw(required=True)
-    when = fields.Raw(allow_none=True)
-    do = fields.List(fields.Raw(), required=True)
+    disabled = mfields.String(validate=validate.Length(min=1))
+    on = mfields.Raw(required=True)
+    when = mfields.Raw(allow_none=True)
+    do = mfields.List(mfields.Raw(), required=True)
     dry_run = StrictBool()
-    throttle = fields.Nested(ThrottleSchema)
+    throttle = mfields.Nested(ThrottleSchema)
     stop = StrictBool()
-
-
-def default_encoder() -> Callable[[dict], list] | None:
-    """The one filter encoding, shared with the Prepr client (absent: filters are checked here only)."""
-    try:
-        from prepr.filters import encode_filter
-    except ImportError:
-        return None
-    return encode_filter
 
 
 def discover(path: Path) -> list[Path]:
@@ -67,51 +63,67 @@ def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
     root = Path(path)
     if not root.exists():
         raise RuleSetError([RuleError(str(path), 1, 1, "", "no such rule file or folder")])
-    encoder = default_encoder() if encode_filter is _DEFAULT else encode_filter
+    encoder = encode_prepr_filter if encode_filter is _DEFAULT else encode_filter
     vocab_files: set[Path] = set()
-    compiled: list[tuple[Path, Source, list[Rule]]] = []
+    compiled: list[tuple[Path, Source, Compiled]] = []
     for file in discover(root):
-        source = Source.parse(str(file), file.read_text(encoding="utf-8"))
+        source = Source.read(file)
         env = BuildEnv(source_dir=file.parent, vocab_files=vocab_files, encode_filter=encoder)
-        rules = _compile_file(source, env) if not source.errors else []
-        compiled.append((file.resolve(), source, rules))
+        result = _compile_file(source, env) if not source.errors else Compiled()
+        compiled.append((file.resolve(), source, result))
     errors: list[RuleError] = []
     rules: list[Rule] = []
+    cases: list[Any] = []
     files: list[str] = []
-    first: dict[str, tuple[Rule, Source]] = {}
-    for resolved, source, file_rules in compiled:
+    first: dict[str, tuple[str, int]] = {}
+    for resolved, source, result in compiled:
         if resolved in vocab_files:
             continue
         files.append(source.name)
-        for rule in file_rules:
-            if rule.id in first:
-                prev = first[rule.id][0]
-                errors.append(RuleError(source.name, rule.line, rule.col, f"rules[{rule.index}].id",
-                                        f"duplicate id '{rule.id}' (first defined at {prev.file}:{prev.line})"))
+        for rule_id, index, line, col in result.ids:  # every rule with an id, valid or not
+            if rule_id in first:
+                prev = first[rule_id]
+                errors.append(RuleError(source.name, line, col, f"rules[{index}].id",
+                                        f"duplicate id '{rule_id}' (first defined at {prev[0]}:{prev[1]})"))
             else:
-                first[rule.id] = (rule, source)
+                first[rule_id] = (source.name, line)
         errors.extend(source.errors)
-        rules.extend(file_rules)
+        rules.extend(result.rules)
+        cases.extend(result.cases)
     if errors:
         raise RuleSetError(errors)
-    return RuleSet(tuple(rules), tuple(files), encode_filter=encoder)
+    return RuleSet(tuple(rules), tuple(files), encode_filter=encoder, cases=tuple(cases))
 
 
-def _compile_file(source: Source, env: BuildEnv) -> list[Rule]:
+@dataclass
+class Compiled:
+    """One file's rules, the (id, index, line, col) of every rule that names an id, its cases."""
+
+    rules: list[Rule] = field(default_factory=list)
+    ids: list[tuple[str, int, int, int]] = field(default_factory=list)
+    cases: list[Any] = field(default_factory=list)
+
+
+def _compile_file(source: Source, env: BuildEnv) -> Compiled:
     report = Reporter(source)
+    out = Compiled()
     data = to_plain(source.root)
     if not isinstance(data, dict):
         report.error("a rule file is a mapping with 'version: 1' and 'rules: [...]'")
-        return []
+        return out
     if load(FileSchema(), data, report) is None and not isinstance(data.get("rules"), list):
-        return []
+        return out
     if "version" in data and data["version"] != 1:
         report.error(f"unsupported version {data['version']!r} (expected 1)", "version")
-    out: list[Rule] = []
     for index, raw in enumerate(data.get("rules") or []):
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            out.ids.append((raw["id"], index) + source.position(("rules", index, "id")))
         rule = _compile_rule(raw, report.at("rules", index), env)
         if rule is not None:
-            out.append(rule)
+            out.rules.append(rule)
+    if "tests" in data:
+        ids = {rule_id for rule_id, *_ in out.ids}
+        out.cases = compile_cases(data["tests"], report.at("tests"), ids)
     return out
 
 
@@ -122,7 +134,7 @@ def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
     before = report.count
     data, _ = load_partial(RuleSchema(), raw, report)
     on = raw.get("on")
-    patterns = on if isinstance(on, list) else [on]
+    patterns = on if isinstance(on, list) else [on] if "on" in raw else []
     if "on" in raw and (not patterns or not all(isinstance(p, str) and p for p in patterns)):
         report.error("expected an event name, a glob, or a list of them", "on")
         patterns = []
@@ -159,11 +171,11 @@ def _compile_action(entry: Any, report: Reporter, env: BuildEnv, patterns: list[
         report.error("an action is a mapping with one action name, e.g. '- add_tags: [sport]'")
         return None
     name, args = next(iter(entry.items()))
-    builder = BUILDERS.get(name)
-    if builder is None:
-        report.key_error(f"unknown action '{name}' (known: {', '.join(BUILDERS)})", name)
+    action = ACTIONS.get(name)
+    if action is None:
+        report.key_error(f"unknown action '{name}' (known: {', '.join(ACTIONS)})", name)
         return None
-    allowed = KINDS[name]
+    allowed = action.kinds
     if allowed is not None:
         wrong = sorted(kinds_of(patterns) - allowed)
         if wrong:
@@ -172,4 +184,4 @@ def _compile_action(entry: Any, report: Reporter, env: BuildEnv, patterns: list[
         if only_deletes(patterns):
             report.key_error(f"{name} cannot apply to a deleted item", name)
             return None
-    return builder(args, report.at(name), env)
+    return action.build(args, report.at(name), env)

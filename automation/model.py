@@ -59,6 +59,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     files: tuple[str, ...]
     encode_filter: Callable[[dict], list] | None = field(default=None, compare=False, repr=False)
+    cases: tuple = field(default=(), compare=False, repr=False)  # rule tests (automation.ruletests)
 
     def __post_init__(self) -> None:
         active = tuple(r for r in self.rules if r.enabled)

@@ -99,12 +99,22 @@ def _check_bound(v: Any) -> str | None:
     return None
 
 
+MAX_REGEX_CHARS = 1000
+MAX_REPEAT = 1000
+_REPEAT = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
 def _check_regex(v: Any) -> str | None:
+    """Bounded patterns only: sre compiles `a{4294967296}` into an error, or a large one slowly."""
     if not isinstance(v, str):
         return "expected a regular expression string"
+    if len(v) > MAX_REGEX_CHARS:
+        return f"regular expression longer than {MAX_REGEX_CHARS} characters"
+    if any(int(n or 0) > MAX_REPEAT for m in _REPEAT.finditer(v) for n in m.groups()):
+        return f"repetition count over {MAX_REPEAT} in regular expression"
     try:
         re.compile(v)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
         return f"bad regular expression: {exc}"
     return None
 

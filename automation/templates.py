@@ -10,22 +10,69 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import operator
+import re
+from numbers import Number
+
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ActionError
 from .yamlsrc import Reporter
 
-class _Env(SandboxedEnvironment):
-    """Keys win over dict methods, so `item.items['en-GB']` reads Prepr's `items`, not dict.items."""
+MAX_TEMPLATE_CHARS = 10_000  # one template string in a rule file
+MAX_VALUE_CHARS = 100_000  # a string or list a template builds by `*` or `**`
+MAX_EXPONENT = 1_000
+
+
+class _NoFolding(CodeGenerator):
+    """Jinja evaluates constant output (`{{ 10**100000 }}`) while compiling; here every
+    expression waits for render time, where the sandbox's limits apply."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> str:
+        if isinstance(node, nodes.TemplateData):
+            return super()._output_child_to_const(node, frame, finalize)
+        raise nodes.Impossible()
+
+
+_WIDE = re.compile(r"%[-+ #0]*(\*|\d{5,}|\d*\.(\*|\d{5,}))")
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+
+
+class _Env(ImmutableSandboxedEnvironment):
+    """Immutable sandbox: `{{ item.clear() }}` cannot change what later rules see. Keys win over
+    dict methods, so `item.items['en-GB']` reads Prepr's `items`, not dict.items. `*`, `**` and
+    `%` are checked before they run, so no template builds a huge number or string."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _NoFolding
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "**" and isinstance(right, Number) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
+        if op == "*":
+            for seq, times in ((left, right), (right, left)):
+                if _size(seq) and isinstance(times, int) and _size(seq) * times > MAX_VALUE_CHARS:
+                    raise SecurityError(f"a value of more than {MAX_VALUE_CHARS} items")
+        if op == "%" and isinstance(left, str) and _WIDE.search(left):
+            raise SecurityError("a `%` format with a width or precision over 4 digits or `*`")
+        result = {"*": operator.mul, "**": operator.pow, "%": operator.mod}[op](left, right)
+        if isinstance(result, int) and result.bit_length() > 4 * MAX_EXPONENT:
+            raise SecurityError("a number over the size limit")
+        return result
 
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
 WHOLE = "*"  # marker: the template uses the item as a whole (or dynamically)
 
 
@@ -65,11 +112,17 @@ def compile_value(value: Any, report: Reporter) -> Any:
     if isinstance(value, list):
         return [compile_value(v, report.at(i)) for i, v in enumerate(value)]
     if isinstance(value, str) and is_template(value):
+        if len(value) > MAX_TEMPLATE_CHARS:
+            report.error(f"template longer than {MAX_TEMPLATE_CHARS} characters")
+            return value
         try:
             ast = ENV.parse(value)
             return Tmpl(value, ENV.from_string(value), _item_keys(ast))
         except TemplateSyntaxError as exc:
             report.error(f"template does not compile: {exc.message} (template line {exc.lineno})")
+            return value
+        except (RecursionError, MemoryError):
+            report.error("template nested too deeply")
             return value
     return value
 

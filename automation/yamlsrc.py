@@ -2,19 +2,98 @@
 
 Validation works on plain data (what marshmallow and the compilers see) while `Source.error`
 finds the position of a key path in the node tree, so every error points at its key or value.
+The composer that builds the node tree bounds nesting depth, what aliases expand to and the
+length of plain numbers as it goes: a malformed or hostile file is an error at its line and
+column, in bounded time and memory.
 """
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Sequence
 
-from ruamel.yaml import YAML
+from pathlib import Path as FilePath
+
+from ruamel.yaml import YAML, events
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RuleError
 
 Path = tuple  # of str keys and int indices
+
+MAX_FILE_BYTES = 2 * 1024 * 1024  # 10,000 rules take about 1.2 MB
+MAX_DEPTH = 40  # nested mappings and lists
+MAX_ALIASED = 100_000  # values that aliases add to the file once expanded
+MAX_NUMBER_CHARS = 1000  # a plain scalar that YAML may read as a number
+
+
+class _Limit(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, stopped at MAX_DEPTH nesting, MAX_ALIASED values added by aliases (an
+    alias counts as the expanded size of what it names, so a 'billion laughs' file stops at
+    its first lines) and plain numbers of MAX_NUMBER_CHARS: checked as the tree is built."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader=loader)
+        self.nesting, self.aliased, self.sizes = 0, 0, {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, events.AliasEvent):
+            node = super().compose_node(parent, index)
+            self.aliased += self._size(node)
+            if self.aliased > MAX_ALIASED:
+                raise _Limit(f"aliases expand to more than {MAX_ALIASED} values", event.start_mark)
+            return node
+        if (isinstance(event, events.ScalarEvent) and not event.style
+                and len(event.value) > MAX_NUMBER_CHARS and event.value[:1] in "+-.0123456789"):
+            raise _Limit(f"plain value longer than {MAX_NUMBER_CHARS} characters (quote it)", event.start_mark)
+        if not isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
+            return super().compose_node(parent, index)
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise _Limit(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+    def _size(self, node: Any) -> int:
+        """Values in a node once expanded (shared nodes counted each time, worked out once)."""
+        key = id(node)
+        if key not in self.sizes:
+            if isinstance(node, SequenceNode):
+                self.sizes[key] = 1 + sum(self._size(n) for n in node.value)
+            elif isinstance(node, MappingNode):
+                self.sizes[key] = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            else:
+                self.sizes[key] = 1
+        return self.sizes[key]
+
+
+def decode(name: str, data: bytes) -> tuple[str | None, RuleError | None]:
+    """UTF-8 text (a BOM is allowed), or the error at the first byte that is not."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, RuleError(name, 1, 1, "", f"file larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        return None, RuleError(name, line, col, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x})")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
 def format_path(path: Sequence[Any]) -> str:
@@ -54,19 +133,42 @@ class Source:
         self.errors: list[RuleError] = []
 
     @classmethod
+    def read(cls, path: FilePath) -> "Source":
+        """Parse a file from disk; unreadable or non-UTF-8 files become errors too."""
+        name = str(path)
+        try:
+            text, error = decode(name, path.read_bytes())
+        except OSError as exc:
+            text, error = None, RuleError(name, 1, 1, "", f"cannot read: {exc.strerror or exc}")
+        if text is None:
+            src = cls(name, None)
+            src.errors.append(error)  # type: ignore[arg-type]
+            return src
+        return cls.parse(name, text)
+
+    @classmethod
     def parse(cls, name: str, text: str) -> "Source":
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
+        yaml.Composer = _BoundedComposer
+        src = cls(name, None)
         try:
-            root = yaml.load(text)
+            src.root = yaml.load(text)
+        except _Limit as exc:
+            src.errors.append(RuleError(name, exc.mark.line + 1, exc.mark.column + 1, "", str(exc)))
         except MarkedYAMLError as exc:
-            src = cls(name, None)
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = (exc.problem or exc.context or "invalid YAML").strip()
             src.errors.append(RuleError(name, line, col, "", f"YAML syntax error: {problem}"))
-            return src
-        return cls(name, root)
+        except YAMLError as exc:  # the reader's: a control character or other unreadable text
+            line, col = _position(text, getattr(exc, "position", 0) or 0)
+            src.errors.append(RuleError(name, line, col, "", f"YAML syntax error: {_reader_message(exc)}"))
+        except RecursionError:
+            src.errors.append(RuleError(name, 1, 1, "", "YAML nested too deeply"))
+        except (ValueError, TypeError, OverflowError) as exc:  # ruamel's constructors, on odd values
+            src.errors.append(RuleError(name, 1, 1, "", f"YAML value cannot be read: {exc}"))
+        return src
 
     def position(self, path: Sequence[Any], at_key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the value (or key) at path; the closest existing ancestor if absent."""
@@ -124,3 +226,10 @@ class Reporter:
     @property
     def count(self) -> int:
         return len(self.source.errors)
+
+
+def _reader_message(exc: YAMLError) -> str:
+    char = getattr(exc, "character", None)
+    if isinstance(char, str) and char:
+        return f"character {ord(char):#06x} is not allowed in YAML"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable text"

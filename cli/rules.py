@@ -1,18 +1,21 @@
-"""`validate` and `explain`: the rule engine's commands. All I/O lives here; automation/ is pure.
-
-explain never writes: it may GET the item and the channel list (`--fetch`), nothing else.
+"""`validate`, `test`, `schema` and `explain`: the rule engine's commands. All I/O lives here;
+automation/ is pure. explain never writes: it may GET the item and the channel list (`--fetch`).
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from automation import Evaluation, FetchPlan, RuleSetError, evaluate, load_rules
+from automation import Evaluation, FetchPlan, RuleError, RuleSetError, evaluate, load_rules
+from automation.schema import rule_file_schema
+from automation.ruletests import run_case
 from automation.render import rule_lines, short
 
 from prepr_automation.settings import load_settings
@@ -22,20 +25,100 @@ def _rules_path(path: str | None) -> str:
     return path or load_settings(cli=True).rules_path
 
 
+def _github(error: RuleError) -> str:
+    """A GitHub Actions workflow command: an annotation on the file, line and column."""
+    message = (f"{error.path}: " if error.path else "") + error.message
+    for char, code in (("%", "%25"), ("\r", "%0D"), ("\n", "%0A")):
+        message = message.replace(char, code)
+    file = error.file.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
+    return f"::error file={file},line={error.line},col={error.col}::{message}"
+
+
 @click.command("validate")
 @click.argument("path", required=False)
-def validate(path: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--format", "fmt", type=click.Choice(["text", "github"]), default="text",
+              help="github: workflow commands that annotate the files in a pull request")
+def validate(path: str | None, as_json: bool, fmt: str) -> None:
     """Check every rule file; print file:line:col: key.path: message for each error (exit 1)."""
+    target = _rules_path(path)
+    try:
+        ruleset = load_rules(target)
+    except RuleSetError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "path": target, "errors": [e.to_json() for e in exc.errors]},
+                                  indent=2))
+        else:
+            for error in exc.errors:
+                click.echo(_github(error) if fmt == "github" else str(error))
+            click.echo(f"{len(exc.errors)} error(s) in {target}", err=True)
+        sys.exit(1)
+    s = ruleset.summary()
+    if as_json:
+        click.echo(json.dumps({"ok": True, "path": target, "errors": [], **s, "tests": len(ruleset.cases)},
+                              indent=2))
+    else:
+        click.echo(f"ok: {s['files']} file(s), {s['rules']} rule(s), {s['enabled']} enabled ({target})")
+
+
+@click.command("test")
+@click.argument("path", required=False)
+@click.option("--junit-xml", "junit", type=click.Path(dir_okay=False, writable=True),
+              help="also write the results as JUnit XML, for CI systems")
+def test(path: str | None, junit: str | None) -> None:
+    """Run the rule tests (`tests:` in rule files) offline: one line per case, exit 1 on any failure."""
     target = _rules_path(path)
     try:
         ruleset = load_rules(target)
     except RuleSetError as exc:
         for error in exc.errors:
             click.echo(str(error))
-        click.echo(f"{len(exc.errors)} error(s) in {target}", err=True)
+        click.echo(f"{len(exc.errors)} error(s) in {target}: no test run", err=True)
         sys.exit(1)
-    s = ruleset.summary()
-    click.echo(f"ok: {s['files']} file(s), {s['rules']} rule(s), {s['enabled']} enabled ({target})")
+    started = time.perf_counter()
+    results = []
+    for case in ruleset.cases:
+        began = time.perf_counter()
+        result = run_case(ruleset, case)
+        results.append((result, time.perf_counter() - began))
+        click.echo(f"{case.file}::{case.name} " + ("PASSED" if result.passed else "FAILED"))
+    elapsed = time.perf_counter() - started
+    failed = [r for r, _ in results if not r.passed]
+    if failed:
+        click.echo("\n" + " FAILURES ".center(79, "="))
+        for result in failed:
+            click.echo(f" {result.case.file}::{result.case.name} ".center(79, "_"))
+            for failure in result.failures:
+                click.echo(f"{result.case.file}:{result.case.line}: {failure}")
+    passed = len(results) - len(failed)
+    counts = ", ".join(part for part in (f"{len(failed)} failed" if failed else "",
+                                         f"{passed} passed" if passed or not failed else "") if part)
+    click.echo(f" {counts if results else 'no rule tests'} in {elapsed:.2f}s ".center(79, "="))
+    if junit:
+        Path(junit).write_bytes(junit_xml(results, elapsed))
+    sys.exit(1 if failed else 0)
+
+
+def junit_xml(results: list, elapsed: float) -> bytes:
+    """The JUnit XML that CI systems read: one testcase per rule test, failures with their text."""
+    suite = ElementTree.Element("testsuite", name="prepr-automation rules", tests=str(len(results)),
+                                failures=str(sum(not r.passed for r, _ in results)), errors="0",
+                                time=f"{elapsed:.3f}")
+    for result, seconds in results:
+        case = ElementTree.SubElement(suite, "testcase", classname=result.case.file, name=result.case.name,
+                                      file=result.case.file, line=str(result.case.line), time=f"{seconds:.4f}")
+        if not result.passed:
+            failure = ElementTree.SubElement(case, "failure", message=result.failures[0].splitlines()[0])
+            failure.text = "\n".join(f"{result.case.file}:{result.case.line}: {f}" for f in result.failures)
+    root = ElementTree.Element("testsuites")
+    root.append(suite)
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+@click.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the rule-file format (yaml-language-server, VS Code)."""
+    click.echo(json.dumps(rule_file_schema(), indent=2))
 
 
 def _fetch(plan: FetchPlan | None, envelope: dict, need_channels: bool) -> tuple[dict | None, list | None]:
@@ -114,4 +197,4 @@ def _print(console: Console, envelope: dict, plan: FetchPlan | None, fetched: bo
             console.print(f"    [dim]{escape(short(call.meta, 200))}[/dim]")
 
 
-COMMANDS = [validate, explain]
+COMMANDS = [validate, test, schema, explain]

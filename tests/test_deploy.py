@@ -40,7 +40,7 @@ def test_procfile_has_the_three_process_types() -> None:
     assert set(processes) == {"web", "worker", "release"}
     assert processes["web"].startswith('gunicorn "webhooks:create_app()"') and "$PORT" in processes["web"]
     assert processes["worker"].startswith("celery -A tasks worker") and "celery,bulk" in processes["worker"]
-    assert processes["release"] == "python -m cli validate"  # the platform runs the source tree, uninstalled
+    assert processes["release"] == "python -m cli validate && python -m cli test"  # the platform runs the source tree, uninstalled
 
 
 def test_procfile_dev_is_web_and_worker_as_deployed_without_release() -> None:

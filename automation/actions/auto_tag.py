@@ -3,25 +3,30 @@
 One Aho-Corasick automaton per action, built at load over normalised keywords (case- and
 diacritic-folded), so scanning costs the length of the text, not the size of the vocabulary.
 Text is HTML-stripped and folded the same way; `match: word` checks word boundaries around each
-hit. Publications are matched per locale (a tag lands in the locale whose text mentions it);
+hit; `match: stem` first reduces keywords and text, word by word, with the Snowball stemmer of
+the locale's language (snowballstemmer), so "elections" finds "election" and "verkiezingen"
+"verkiezing" (one automaton per language, built on first use). Publications are matched per locale (a tag lands in the locale whose text mentions it);
 `max_tags` keeps the tags with the most occurrences.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ahocorasick
 from marshmallow import Schema, fields, validate
 
 from ..draft import TagOp
 from ..fields import texts
-from ..text import is_word_char, normalize
+from ..resources import KINDS
+from ..text import LANGUAGES, is_word_char, normalize, stem_form
 from ..yamlsrc import Reporter, Source, to_plain
 from .base import Action, BuildEnv, PlanContext, StrictInt, StringList, load_partial
-from .tags import TAGGABLE, target_locales
+from .tags import target_locales
 
 SEPARATOR = " \x00 "  # between fields: no keyword can match across it
+MAX_KEYWORD_CHARS = 200
+MAX_KEYWORDS = 100_000  # per vocabulary
 NOT_TEXT = frozenset({"id", "label", "status", "slug", "reference_id", "mime_type", "extension",
                       "replaceable", "locale", "format", "email", "phone"})
 
@@ -31,7 +36,8 @@ class AutoTagArgs(Schema):
     vocabulary_file = fields.String()
     fields_ = StringList(data_key="fields", load_default=None)
     locales = StringList(load_default=None)
-    match = fields.String(load_default="word", validate=validate.OneOf(["word", "substring"]))
+    match = fields.String(load_default="word", validate=validate.OneOf(["word", "substring", "stem"]))
+    language = fields.String(validate=validate.OneOf(sorted(set(LANGUAGES) | set(LANGUAGES.values()))))
     max_tags = StrictInt(load_default=None, validate=validate.Range(min=1))
     tag_field = fields.String(load_default="tags", validate=validate.Length(min=1))
 
@@ -40,12 +46,12 @@ class Vocabulary:
     """keyword automaton: normalised keyword -> (length, keyword number); tags per keyword apart,
     so a hit costs one count whatever the number of tags sharing the keyword."""
 
-    def __init__(self, entries: dict[str, list[str]]) -> None:
-        self.tags = list(entries)
+    def __init__(self, entries: dict[str, list[str]], form: Callable[[str], str] = normalize) -> None:
+        self.entries, self.tags = entries, list(entries)
         by_keyword: dict[str, set[int]] = {}
         for index, (tag, keywords) in enumerate(entries.items()):
             for keyword in keywords or [tag]:
-                norm = normalize(str(keyword))
+                norm = form(str(keyword))
                 if norm:
                     by_keyword.setdefault(norm, set()).add(index)
         self.keyword_tags = [tuple(sorted(tags)) for tags in by_keyword.values()]
@@ -83,21 +89,48 @@ def pick(counts: dict[str, int], max_tags: int | None) -> list[str]:
 
 class AutoTag(Action):
     name = "auto_tag"
-    kinds = TAGGABLE
+    kinds = KINDS
+    args = AutoTagArgs
 
     def __init__(self, vocabulary: Vocabulary, text_fields: list[str] | None, locales: list[str] | None,
-                 word: bool, max_tags: int | None, tag_field: str) -> None:
+                 match: str, max_tags: int | None, tag_field: str, language: str | None = None) -> None:
         self.vocabulary, self.text_fields, self.locales = vocabulary, text_fields, locales
-        self.word, self.max_tags, self.tag_field = word, max_tags, tag_field
+        self.word, self.stem, self.max_tags, self.tag_field = match != "substring", match == "stem", max_tags, tag_field
+        self.language = LANGUAGES.get(language or "", language)
+        self._by_language: dict[str, tuple[Vocabulary, Callable[[str], str]]] = {}
 
-    def text_of(self, values: dict, skip: frozenset[str]) -> str:
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "AutoTag | None":
+        return _build(args, report, env)
+
+    def language_of(self, locale: str | None) -> str | None:
+        """The Snowball language: the action's `language`, else the locale's, else English for
+        resources without locales; None (no stemming) for a locale Snowball does not know."""
+        if self.language or locale is None:
+            return self.language or "english"
+        return LANGUAGES.get(locale.split("-")[0].lower())
+
+    def scan(self, values: dict, locale: str | None) -> dict[str, int]:
+        skip = NOT_TEXT | {self.tag_field}
         chosen = self.text_fields or [k for k in values if k not in skip and not k.endswith("_on")]
         parts = [t for key in chosen for t in texts(values.get(key), skip)]
-        return normalize(SEPARATOR.join(parts)) if parts else ""
+        if not parts:
+            return {}
+        language = self.language_of(locale) if self.stem else None
+        if language is None:
+            return self.vocabulary.count(normalize(SEPARATOR.join(parts)), self.word)
+        if language not in self._by_language:  # a race builds it twice, harmlessly
+            form = stem_form(language)
+            # stems are words joined by single spaces: keywords padded with a space on each side
+            # can only match whole words, so the scan needs no boundary checks
+            padded = Vocabulary(self.vocabulary.entries, lambda k: f" {stem} " if (stem := form(k)) else "")
+            self._by_language[language] = (padded, form)
+        vocabulary, form = self._by_language[language]
+        return vocabulary.count(f" {SEPARATOR.join(form(p) for p in parts)} ", False)
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         if ctx.resource != "publication":
-            counts = self.vocabulary.count(self.text_of(ctx.item, NOT_TEXT | {self.tag_field}), self.word)
+            counts = self.scan(ctx.item, None)
             found = pick(counts, self.max_tags)
             ops = [TagOp(True, None, self.tag_field, tuple(found))] if found else []
             return ops, {"counts": counts, "tags": found}
@@ -105,7 +138,7 @@ class AutoTag(Action):
         items = ctx.item.get("items") or {}
         for locale in target_locales(ctx, self.locales):
             values = items.get(locale) if isinstance(items.get(locale), dict) else {}
-            counts = self.vocabulary.count(self.text_of(values, NOT_TEXT | {self.tag_field}), self.word)
+            counts = self.scan(values, locale)
             found = pick(counts, self.max_tags)
             rendered.setdefault("locales", {})[locale] = {"counts": counts, "tags": found}
             if found:
@@ -123,6 +156,7 @@ def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
         report.error("expected a mapping of tag: [keywords]")
         return None
     entries: dict[str, list[str]] = {}
+    total = 0
     for tag, keywords in data.items():
         if keywords is None:
             keywords = []
@@ -131,18 +165,33 @@ def _check_entries(data: Any, report: Reporter) -> dict[str, list[str]] | None:
         if not isinstance(keywords, list) or not all(isinstance(k, (str, int, float)) for k in keywords):
             report.error("expected a list of keywords", tag)
             continue
+        words = [str(k) for k in keywords] or [str(tag)]
+        long = next((w for w in words if len(w) > MAX_KEYWORD_CHARS), None)
+        if long is not None:
+            report.error(f"keyword longer than {MAX_KEYWORD_CHARS} characters: {long[:40]!r}...", tag)
+            continue
+        total += len(words)
+        if total > MAX_KEYWORDS:
+            report.error(f"more than {MAX_KEYWORDS} keywords in one vocabulary")
+            return None
         entries[str(tag)] = [str(k) for k in keywords]
     return entries
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL: no such file
+        return False
+
+
 def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str]] | None:
-    candidates = [env.source_dir / name, Path(name)]
-    path = next((p for p in candidates if p.is_file()), None)
+    path = next((p for p in (env.source_dir / name, Path(name)) if _is_file(p)), None)
     if path is None:
-        report.error(f"vocabulary file not found: {name}")
+        report.error(f"vocabulary file not found: {name[:200]}")
         return None
     env.vocab_files.add(path.resolve())
-    source = Source.parse(str(path), path.read_text(encoding="utf-8"))
+    source = Source.read(path)
     if source.errors:
         report.source.errors.extend(source.errors)
         return None
@@ -151,7 +200,8 @@ def _read_file(name: str, report: Reporter, env: BuildEnv) -> dict[str, list[str
     return entries
 
 
-def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
+def _build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
+    """auto_tag's arguments: exactly one of vocabulary / vocabulary_file, read and checked here."""
     data, ok = load_partial(AutoTagArgs(), args, report)
     given = [key for key in ("vocabulary", "vocabulary_file") if isinstance(args, dict) and key in args]
     if len(given) != 1:
@@ -166,5 +216,6 @@ def build(args: Any, report: Reporter, env: BuildEnv) -> AutoTag | None:
         return None
     if entries is None or not ok:
         return None
-    return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"] == "word",
-                   data["max_tags"], data["tag_field"])
+    return AutoTag(Vocabulary(entries), data["fields_"], data["locales"], data["match"],
+                   data["max_tags"], data["tag_field"], data.get("language"))
+

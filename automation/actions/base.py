@@ -31,9 +31,18 @@ class PlanContext:
 
 
 class Action:
+    """Subclasses are the registry (actions.ACTIONS): name, kinds, argument schema and build."""
+
     name: ClassVar[str]
     kinds: ClassVar[frozenset[str] | None] = None  # None: any event (bulk, tracking)
     per_item: ClassVar[bool] = True  # contributes to the item's one PUT
+    args: ClassVar[type[Schema] | None] = None  # marshmallow schema of the arguments (None: free mapping)
+    short: ClassVar[str | None] = None  # `name: [..]` is short for `name: {short: [..]}`
+
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: "BuildEnv") -> "Action | None":
+        """Check the arguments as written in the rule file; None (errors reported) if they fail."""
+        raise NotImplementedError
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         raise NotImplementedError

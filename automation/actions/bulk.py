@@ -19,10 +19,6 @@ from ..templates import compile_value
 from ..yamlsrc import Reporter
 from .base import Action, BuildEnv, PlanContext, StrictInt, load_partial
 
-PATHS = {"bulk_put": "/publications/bulk/put", "bulk_delete": "/publications/bulk/delete",
-         "trigger_webhooks": "/publications/bulk/webhooks"}
-
-
 class BulkPutArgs(Schema):
     filter = fields.Dict(required=True)
     set = fields.Dict(required=True, validate=validate.Length(min=1))
@@ -42,9 +38,30 @@ class TriggerArgs(Schema):
 class Bulk(Action):
     kinds = None
     per_item = False
+    path: str
 
-    def __init__(self, name: str, filter_: dict, body: Any, max_items: int | None) -> None:
-        self.name, self.filter, self.body, self.max_items = name, filter_, body, max_items
+    def __init__(self, filter_: dict, body: Any, max_items: int | None) -> None:
+        self.filter, self.body, self.max_items = filter_, body, max_items
+
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "Bulk | None":
+        assert cls.args is not None
+        data, ok = load_partial(cls.args(), args, report)
+        if isinstance(data.get("filter"), dict):
+            ok = check_filter(args["filter"], report.at("filter"), env) and ok
+        ok = cls.check(data, report) and ok
+        if not ok:
+            return None
+        filter_ = compile_value(args["filter"], report.at("filter"))
+        return cls(filter_, cls.body_of(args, data, report), data.get("max_items"))
+
+    @classmethod
+    def body_of(cls, args: dict, data: dict, report: Reporter) -> Any:
+        return compile_value(args["set"], report.at("set")) if "set" in data else None
+
+    @classmethod
+    def check(cls, data: dict, report: Reporter) -> bool:
+        return True
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         mapping = ctx.render(self.filter)
@@ -58,7 +75,7 @@ class Bulk(Action):
         meta: dict = {"filter": mapping}
         if self.max_items is not None:
             meta["max_items"] = self.max_items
-        call = PlannedCall("POST", PATHS[self.name], params, body, "rest", "bulk", (ctx.rule_id,),
+        call = PlannedCall("POST", self.path, params, body, "rest", "bulk", (ctx.rule_id,),
                            self.name, meta=meta)
         return [call], {"filter": mapping, "body": body, "params": [list(p) for p in params or ()]}
 
@@ -75,31 +92,27 @@ def check_filter(value: dict, report: Reporter, env: BuildEnv) -> bool:
     return report.count == before
 
 
-def _build(name: str, schema: Schema, args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
-    data, ok = load_partial(schema, args, report)
-    if isinstance(data.get("filter"), dict):
-        ok = check_filter(args["filter"], report.at("filter"), env) and ok
-    if name == "trigger_webhooks" and "event" in data:
+class BulkPut(Bulk):
+    name, path, args = "bulk_put", "/publications/bulk/put", BulkPutArgs
+
+
+class BulkDelete(Bulk):
+    name, path, args = "bulk_delete", "/publications/bulk/delete", BulkDeleteArgs
+
+
+class TriggerWebhooks(Bulk):
+    name, path, args = "trigger_webhooks", "/publications/bulk/webhooks", TriggerArgs
+
+    @classmethod
+    def body_of(cls, args: dict, data: dict, report: Reporter) -> Any:
+        return {"event": data["event"]}
+
+    @classmethod
+    def check(cls, data: dict, report: Reporter) -> bool:
+        if "event" not in data:
+            return True
         problem = check_pattern(data["event"])
         if problem or resource_kind(data["event"]) != "publication":
             report.error(problem or "trigger_webhooks sends content_item events", "event")
-            ok = False
-    if not ok:
-        return None
-    filter_ = compile_value(args["filter"], report.at("filter"))
-    if name == "trigger_webhooks":
-        return Bulk(name, filter_, {"event": data["event"]}, None)
-    body = compile_value(args["set"], report.at("set")) if name == "bulk_put" else None
-    return Bulk(name, filter_, body, data["max_items"])
-
-
-def build_put(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
-    return _build("bulk_put", BulkPutArgs(), args, report, env)
-
-
-def build_delete(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
-    return _build("bulk_delete", BulkDeleteArgs(), args, report, env)
-
-
-def build_trigger(args: Any, report: Reporter, env: BuildEnv) -> Bulk | None:
-    return _build("trigger_webhooks", TriggerArgs(), args, report, env)
+            return False
+        return True

@@ -24,20 +24,32 @@ class ChannelArgs(Schema):
 
 def resolve_channel(ref: str, channels: Sequence[dict]) -> str:
     target = fold(ref)
-    for channel in channels:
-        if any(fold(k) == target for k in ref_keys(channel)):
+    for channel in channels:  # an entry without an id cannot be assigned: skipped
+        if isinstance(channel, dict) and channel.get("id") not in (None, "") \
+                and any(fold(k) == target for k in ref_keys(channel)):
             return str(channel["id"])
     if _UUID.match(ref):
         return ref  # an id the list does not show (or no list given): trust it
-    known = ", ".join(sorted({str(c.get("slug") or c.get("name") or c.get("id")) for c in channels})) or "none"
+    known = ", ".join(sorted({str(c.get("slug") or c.get("name") or c.get("id"))
+                              for c in channels if isinstance(c, dict)})) or "none"
     raise ActionError(f"unknown channel '{ref}' (known: {known})")
 
 
 class ChannelAction(Action):
     kinds = frozenset({"publication"})
+    args = ChannelArgs
+    short = "channels"
+    add: bool
 
-    def __init__(self, name: str, add: bool, channels: list) -> None:
-        self.name, self.add, self.channels = name, add, channels
+    def __init__(self, channels: list) -> None:
+        self.channels = channels
+
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "ChannelAction | None":
+        data, at = load_short(ChannelArgs(), args, "channels", report)
+        if data is None:
+            return None
+        return cls(compile_value(data["channels"], at))
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         refs = [str(r).strip() for r in ctx.render(self.channels) if str(r).strip()]
@@ -50,16 +62,10 @@ class ChannelAction(Action):
         return frozenset({"channels"})
 
 
-def _build(name: str, add: bool, args: Any, report: Reporter) -> ChannelAction | None:
-    data, at = load_short(ChannelArgs(), args, "channels", report)
-    if data is None:
-        return None
-    return ChannelAction(name, add, compile_value(data["channels"], at))
+
+class AssignChannels(ChannelAction):
+    name, add = "assign_channels", True
 
 
-def build_assign(args: Any, report: Reporter, env: BuildEnv) -> ChannelAction | None:
-    return _build("assign_channels", True, args, report)
-
-
-def build_remove(args: Any, report: Reporter, env: BuildEnv) -> ChannelAction | None:
-    return _build("remove_channels", False, args, report)
+class RemoveChannels(ChannelAction):
+    name, add = "remove_channels", False

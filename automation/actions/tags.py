@@ -10,9 +10,8 @@ from ..draft import TagOp
 from ..errors import ActionError
 from ..templates import compile_value
 from ..yamlsrc import Reporter
+from ..resources import KINDS
 from .base import Action, BuildEnv, PlanContext, StringList, load_short
-
-TAGGABLE = frozenset({"publication", "asset", "person"})
 
 
 class TagArgs(Schema):
@@ -31,11 +30,20 @@ def target_locales(ctx: PlanContext, wanted: list[str] | None) -> list[str]:
 
 
 class TagAction(Action):
-    kinds = TAGGABLE
+    kinds = KINDS
+    args = TagArgs
+    short = "tags"
+    add: bool
 
-    def __init__(self, name: str, add: bool, tags: list, tag_field: str, locales: list | None) -> None:
-        self.name, self.add, self.tags = name, add, tags
-        self.tag_field, self.locales = tag_field, locales
+    def __init__(self, tags: list, tag_field: str, locales: list | None) -> None:
+        self.tags, self.tag_field, self.locales = tags, tag_field, locales
+
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "TagAction | None":
+        data, at = load_short(TagArgs(), args, "tags", report)
+        if data is None:
+            return None
+        return cls(compile_value(data["tags"], at), data["tag_field"], data["locales"])
 
     def plan(self, ctx: PlanContext) -> tuple[list, dict]:
         names = [str(n).strip() for n in ctx.render(self.tags) if str(n).strip()]
@@ -49,16 +57,10 @@ class TagAction(Action):
         return frozenset({"items", "locales"}) if resource == "publication" else frozenset({self.tag_field})
 
 
-def _build(name: str, add: bool, args: Any, report: Reporter, env: BuildEnv) -> TagAction | None:
-    data, at = load_short(TagArgs(), args, "tags", report)
-    if data is None:
-        return None
-    return TagAction(name, add, compile_value(data["tags"], at), data["tag_field"], data["locales"])
+
+class AddTags(TagAction):
+    name, add = "add_tags", True
 
 
-def build_add(args: Any, report: Reporter, env: BuildEnv) -> TagAction | None:
-    return _build("add_tags", True, args, report, env)
-
-
-def build_remove(args: Any, report: Reporter, env: BuildEnv) -> TagAction | None:
-    return _build("remove_tags", False, args, report, env)
+class RemoveTags(TagAction):
+    name, add = "remove_tags", False

@@ -30,6 +30,7 @@ class TrackEvent(Action):
     name = "track_event"
     kinds = None
     per_item = False
+    args = TrackArgs
 
     def __init__(self, args: dict) -> None:
         self.args = args
@@ -44,13 +45,13 @@ class TrackEvent(Action):
                            "track_event")
         return [call], {"body": body}
 
-
-def build(args: Any, report: Reporter, env: BuildEnv) -> TrackEvent | None:
-    data = load(TrackArgs(), args, report)
-    if data is None:
-        return None
-    customer = data["customer"]
-    if not isinstance(customer, (str, dict)) or not customer:
-        report.error("expected a customer id (string) or a mapping such as {id: ...}", "customer")
-        return None
-    return TrackEvent(compile_value(dict(args), report))
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "TrackEvent | None":
+        data = load(TrackArgs(), args, report)
+        if data is None:
+            return None
+        customer = data["customer"]
+        if not isinstance(customer, (str, dict)) or not customer:
+            report.error("expected a customer id (string) or a mapping such as {id: ...}", "customer")
+            return None
+        return cls(compile_value(dict(args), report))

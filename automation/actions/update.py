@@ -7,12 +7,13 @@ from ..draft import MergeOp
 from ..errors import ActionError
 from ..templates import WHOLE, compile_value, item_keys
 from ..yamlsrc import Reporter
+from ..resources import KINDS
 from .base import Action, BuildEnv, PlanContext
 
 
 class Update(Action):
     name = "update"
-    kinds = frozenset({"publication", "asset", "person"})
+    kinds = KINDS
 
     def __init__(self, fragment: dict) -> None:
         self.fragment = fragment
@@ -27,13 +28,16 @@ class Update(Action):
     def needs(self, resource: str) -> frozenset[str]:
         return self._needs if WHOLE not in self._needs else frozenset({WHOLE})
 
-
-def build(args: Any, report: Reporter, env: BuildEnv) -> Update | None:
-    if not isinstance(args, dict) or not args:
-        report.error("expected a mapping: the PUT body fragment to send")
-        return None
-    for key in ("id", "created_on", "changed_on"):
-        if key in args:
-            report.key_error(f"'{key}' cannot be updated", key)
+    @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "Update | None":
+        if not isinstance(args, dict) or not args:
+            report.error("expected a mapping: the PUT body fragment to send")
             return None
-    return Update(compile_value(args, report))
+        for key in READ_ONLY:
+            if key in args:
+                report.key_error(f"'{key}' cannot be updated", key)
+                return None
+        return cls(compile_value(args, report))
+
+
+READ_ONLY = ("id", "created_on", "changed_on")
