@@ -13,7 +13,8 @@ from . import backups
 from .celery_app import app
 from .deadletters import DeadLetter
 from .execute import Effects
-from .policy import letter_fields, settle
+from .poison import GuardedRequest
+from .policy import Unprocessable, letter_fields, settle
 from .runs import Run, run_of
 from .runtime import runtime
 
@@ -23,9 +24,11 @@ DEFAULT_MAX_ITEMS = 100
 _BACKUP_FIELDS = {"items", "channels", "model", "locales", "status", "publish_on", "tags"}
 
 
-@app.task(name="tasks.run_bulk", bind=True, max_retries=None)
-def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = None, again: bool = False) -> str:
-    """`again`: a replay a person asked for repeats a bulk call that was already sent."""
+@app.task(name="tasks.run_bulk", bind=True, max_retries=None, Request=GuardedRequest)
+def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = None, again: bool = False,
+             unprocessable: str | None = None) -> str:
+    """`again`: a replay a person asked for repeats a bulk call that was already sent;
+    `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
     kind = call["kind"]
     rule_id = ",".join(call.get("rule_ids") or []) or None
@@ -40,6 +43,8 @@ def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = 
             return [DeadLetter(event_id=event_id, reason=reason, task="tasks.run_bulk", args=[call, event_id],
                                **letter_fields(run, error, exc))]
         try:
+            if unprocessable:
+                raise Unprocessable(unprocessable)
             run.finish(_run(rt, call, event_id, rule_id, run))
         except Exception as exc:
             run.finish(settle(self, rt, exc, run, letters))

@@ -18,7 +18,8 @@ from .deadletters import DeadLetter
 from .execute import execute_plan, resource_of
 from .group import plan_run
 from .itemstate import ItemState
-from .policy import letter_fields, settle
+from .poison import GuardedRequest
+from .policy import Unprocessable, letter_fields, settle
 from .runs import Run, run_of
 from .runtime import Runtime, runtime
 
@@ -35,9 +36,11 @@ def own_write(envelope: dict[str, Any], automation_user: str | None) -> bool:
     return performer == automation_user
 
 
-@app.task(name="tasks.process_event", bind=True, max_retries=None)
-def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, again: bool = False) -> str:
-    """`again`: a replay a person asked for sends effects that were already sent."""
+@app.task(name="tasks.process_event", bind=True, max_retries=None, Request=GuardedRequest)
+def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, again: bool = False,
+                  unprocessable: str | None = None) -> str:
+    """`again`: a replay a person asked for sends effects that were already sent;
+    `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     opened = lambda: run_of(rt, self.request.retries + 1, replay_of, redelivered, again)  # noqa: E731
@@ -45,6 +48,8 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, 
     with opened() as run:
         try:
             run.add(envelope)
+            if unprocessable:
+                raise Unprocessable(unprocessable)
             skip = _skip(rt, envelope)
             if skip is not None:
                 run.finish(skip)

@@ -35,6 +35,10 @@ STORE_PAUSE = 1.0  # seconds before a requeue after a store error, so an outage 
 Letter = Callable[[str, str, "PreprError | None"], list[DeadLetter]]
 
 
+class Unprocessable(Exception):
+    """The message cannot be handled as it is (tasks.poison): dead-lettered with the reason."""
+
+
 def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter) -> str:
     """Retry (raises) or dead-letter (returns the outcome) the work that raised `exc`."""
     retries = task.request.retries
@@ -54,6 +58,8 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
         error = str(prepr)
     elif isinstance(exc, LoopSuspected):
         reason, error, run.current_rules = "loop suspected", str(exc), exc.rule_ids
+    elif isinstance(exc, Unprocessable):
+        reason, error = f"cannot process: {exc}", str(exc)
     elif isinstance(exc, RecursionError):
         reason, error = "cannot process: nested too deeply", "RecursionError"
     else:  # a bug, not bad input: keep the work for replay once fixed

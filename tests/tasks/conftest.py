@@ -38,9 +38,10 @@ class Service:
         return {**self.sandbox.env, "CELERY_BROKER_URL": self.redis_url, "RULES_PATH": str(self.rules_path),
                 "DATA_DIR": str(self.tmp / "var"), **extra}
 
-    def start_worker(self, concurrency: int = 1, queues: str = "celery,bulk", **extra: str) -> subprocess.Popen:
+    def start_worker(self, concurrency: int = 1, queues: str = "celery,bulk", pool: str = "prefork",
+                     **extra: str) -> subprocess.Popen:
         proc = self.processes.start(
-            [str(BIN / "celery"), "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency),
+            [str(BIN / "celery"), "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
              "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"w{len(self.workers)}@%h"],
             self.env(**extra), f"worker-{len(self.workers)}")
         self.workers.append(proc)
