@@ -8,7 +8,7 @@ Reliability settings, and why:
   before it is re-delivered (then within ~10 s); well above the longest event task, far below
   kombu's 1 hour;
 - JSON only: tasks take JSON-able arguments and nothing is ever unpickled;
-- after the broker comes back from an outage, the messages that were in flight when it went
+- kombu's Redis transport with one fix (tasks.transport), and after the broker comes back from an outage, the messages that were in flight when it went
   away are put back on their queue at once (RestoreInFlight), not after the visibility timeout.
 """
 from __future__ import annotations
@@ -73,6 +73,7 @@ def _configure(sender: Celery, **_: object) -> None:
                  "socket_connect_timeout": 5, "health_check_interval": 30}
     sender.conf.update(
         broker_url=url,
+        broker_transport="tasks.transport:Transport",  # kombu's, surviving an outage (see there)
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         result_backend=None,
@@ -99,7 +100,7 @@ class _OneLinePerEvent(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.msg == LOG_SUCCESS and isinstance(record.args, dict)
-                    and record.args.get("name") == "tasks.process_event")
+                    and record.args.get("name") in ("tasks.process_event", "tasks.run_pending"))
 
 
 @signals.worker_init.connect

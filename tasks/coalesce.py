@@ -1,51 +1,55 @@
 """Coalescing (SPEC §8): events for one item arriving within COALESCE_SECONDS become one run.
 
-Every event task pushes its envelope onto the item's pending set in Redis (a sorted set of
-event ids by arrival, and a hash of their envelopes) in one Lua call that also elects a
-leader: the first task to find no leader becomes it, the others return "merged into run X"
-once their envelope is in the store, and their messages are acknowledged. The leader waits
-out the window (sliding from the latest arrival, capped), then runs: under the item's lock it
-reads what is pending and removes what it handled in the pipeline that releases the lock.
-It resigns only when nothing is pending (checked atomically), else it runs again.
+Every event task adds its envelope to the item's pending set in Redis (a sorted set of event
+ids by arrival, and a hash of their envelopes) in one Lua call that also elects a leader: the
+first event to find no leader becomes it and schedules the run (`tasks.run_pending`, a message
+due when the window has passed); the others return "merged into run <leader>" once their
+envelope is in the store. Nobody waits in a worker slot: the window is a message's countdown,
+sliding from the latest arrival and capped at four windows after the first. The run reads
+what is pending under the item's lock and removes what it handled in the pipeline that
+releases the lock; it resigns only when nothing is pending (checked atomically), else it
+schedules itself again for what arrived meanwhile.
 
-Nothing is lost when a leader dies: the envelopes stay pending, its lease (kept alive by a
-heartbeat) lapses within LEASE seconds, and its own message, not acknowledged, is delivered
-again (acks_late) to a worker that becomes leader and runs what is left. Two leaders at once
-(a lease lapsed during an outage) are harmless: the item lock orders their runs, and each
-reads what is pending under it.
+Nothing is lost when a worker dies: envelopes stay pending until a run has handled them; the
+scheduled run is an un-acknowledged message, delivered again (acks_late) if its worker dies;
+the leader's claim names the leading event, so that event's own message, delivered again,
+schedules the run again. A claim that lapsed (LEASE_MARGIN past the due time) lets the next
+event lead: two runs at once are harmless, the item lock orders them and each reads what is
+pending under it.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import redis
 from redis.client import Pipeline
 
 from prepr_automation.store import PREFIX
 
-LEASE = 5.0  # seconds a leader's claim survives without a heartbeat
+LEASE_MARGIN = 30.0  # seconds a claim outlives its run's due time (or its last heartbeat)
 PENDING_TTL = 30 * 24 * 3600
 
-# KEYS: order (zset), envelopes (hash), leader  ARGV: event id, envelope, now, run id, lease ms, ttl
+# KEYS: order (zset), envelopes (hash), leader  ARGV: event id, envelope, now, lease ms, ttl
 _JOIN = """
 if redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 local leader = redis.call('GET', KEYS[3])
-if leader then return {0, leader} end
-redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-return {1, ARGV[4]}
+if leader and leader ~= ARGV[1] then return {0, leader} end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
+return {1, ARGV[1]}
 """
-# KEYS: order, leader  ARGV: run id, force (1: resign whatever is pending)
+# KEYS: order, leader  ARGV: leader, force (1: resign whatever is pending)
 _RESIGN = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 1 end
 if ARGV[2] == '1' or redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return 1 end
 return 0
 """
-# KEYS: leader  ARGV: run id, lease ms
+# KEYS: leader  ARGV: leader, lease ms
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -55,37 +59,36 @@ return 0
 class Pending:
     """One item's pending events and its leader's claim."""
 
-    def __init__(self, client: redis.Redis, item: str, window: float) -> None:
-        self.client, self.window = client, window
-        self.cap = max(window * 4, window + 2)
+    def __init__(self, client: redis.Redis, resource: str, item_id: str, window: float,
+                 leader: str = "") -> None:
+        self.client, self.resource, self.item_id, self.window = client, resource, item_id, window
+        self.cap = window * 4
+        item = f"{resource}:{item_id}"
         self.order, self.envelopes = f"{PREFIX}pending:{item}", f"{PREFIX}pending-env:{item}"
         self.leader_key = f"{PREFIX}leader:{item}"
-        self.run_id = ""
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
+        self.leader = leader
 
-    def join(self, envelope: dict[str, Any], run_id: str) -> tuple[bool, str]:
-        """Durably add the envelope; (True, run_id) for the new leader, else (False, leader's run)."""
+    def join(self, envelope: dict[str, Any]) -> tuple[bool, str]:
+        """Durably add the envelope; (True, its id) when it leads, else (False, the leader's id)."""
         led, leader = self.client.eval(_JOIN, 3, self.order, self.envelopes, self.leader_key, str(envelope["id"]),
-                                       json.dumps(envelope), f"{time.time():.6f}", run_id, int(LEASE * 1000),
-                                       PENDING_TTL)
-        leader = leader.decode() if isinstance(leader, bytes) else str(leader)
-        if led == 1:
-            self.run_id = run_id
-            self._start_heartbeat()
-        return led == 1, leader
+                                       json.dumps(envelope), f"{time.time():.6f}",
+                                       int((self.cap + LEASE_MARGIN) * 1000), PENDING_TTL)
+        self.leader = leader.decode() if isinstance(leader, bytes) else str(leader)
+        return led == 1, self.leader
 
-    def wait_window(self) -> None:
-        """Until COALESCE_SECONDS passed since the latest arrival, or the cap since the first."""
-        while True:
-            stamps = [score for _, score in self.client.zrange(self.order, 0, -1, withscores=True)]
-            if not stamps:
-                return
-            now = time.time()
-            left = min(max(stamps) + self.window, min(stamps) + self.cap) - now
-            if left <= 0:
-                return
-            time.sleep(min(left, 0.25))
+    def window_left(self) -> float:
+        """Seconds until COALESCE_SECONDS passed since the latest arrival, or the cap since the first."""
+        stamps = [score for _, score in self.client.zrange(self.order, 0, -1, withscores=True)]
+        if not stamps:
+            return 0.0
+        return min(max(stamps) + self.window, min(stamps) + self.cap) - time.time()
+
+    def schedule(self, task: Any) -> float:
+        """Send the run's message, due when the window has passed; returns the delay."""
+        due = max(self.window_left(), 0.05)
+        self.client.eval(_RENEW, 1, self.leader_key, self.leader, int((due + LEASE_MARGIN) * 1000))
+        task.apply_async(args=[self.resource, self.item_id, self.leader], countdown=due)
+        return due
 
     def read(self) -> list[dict[str, Any]]:
         """The pending envelopes, oldest first (call under the item's lock)."""
@@ -99,19 +102,24 @@ class Pending:
             pipe.hdel(self.envelopes, *event_ids)
 
     def resign(self, force: bool = False) -> bool:
-        """Give up the claim when nothing is pending (or `force`); False: run again."""
-        done = self.client.eval(_RESIGN, 2, self.order, self.leader_key, self.run_id, "1" if force else "0") == 1
-        if done:
-            self._stop.set()
-        return done
+        """Give up the claim when nothing is pending (or `force`); False: there is more to run."""
+        return self.client.eval(_RESIGN, 2, self.order, self.leader_key, self.leader, "1" if force else "0") == 1
 
-    def _start_heartbeat(self) -> None:
+    @contextmanager
+    def leading(self) -> Iterator[None]:
+        """Keep the claim alive while the run works (a heartbeat thread)."""
+        stop = threading.Event()
+
         def beat() -> None:
-            while not self._stop.wait(LEASE / 3):
+            while not stop.wait(LEASE_MARGIN / 3):
                 try:
-                    self.client.eval(_RENEW, 1, self.leader_key, self.run_id, int(LEASE * 1000))
+                    self.client.eval(_RENEW, 1, self.leader_key, self.leader, int(LEASE_MARGIN * 1000))
                 except redis.RedisError:
-                    pass  # the lease may lapse: a second leader is harmless (see the module doc)
+                    pass  # the claim may lapse: a second run is harmless (see the module doc)
 
-        self._beat = threading.Thread(target=beat, name=f"lease-{self.run_id}", daemon=True)
-        self._beat.start()
+        thread = threading.Thread(target=beat, name=f"lease-{self.leader}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()

@@ -43,47 +43,53 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, 
     `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    opened = lambda: run_of(rt, self.request.retries + 1, replay_of, redelivered, again)  # noqa: E731
-    pending: Pending | None = None
-    with opened() as run:
+    with run_of(rt, self.request.retries + 1, replay_of, redelivered, again) as run:
+        run.add(envelope)
         try:
-            run.add(envelope)
             if unprocessable:
                 raise Unprocessable(unprocessable)
             skip = _skip(rt, envelope)
             if skip is not None:
                 run.finish(skip)
-                return _logged(envelope, skip, run)
-            resource, item_id = resource_of(envelope)
-            if rt.settings.coalesce_seconds > 0 and not envelope.get("backfill"):
-                pending = Pending(rt.redis, f"{resource}:{item_id}", rt.settings.coalesce_seconds)
-                leads, leader = pending.join(envelope, run.id)
-                if not leads:
-                    run.finish(f"merged into run {leader}")
-                    return _logged(envelope, run.outcome, run)
-                pending.wait_window()
-                run.parts.clear()
+            elif rt.settings.coalesce_seconds > 0 and not (envelope.get("backfill") or replay_of or again):
+                run.finish(_join(rt, envelope, run))
+            else:
+                run.finish(_round(rt, envelope, run, None))
         except Exception as exc:
             run.finish(settle(self, rt, exc, run, _letters(run)))
-            return _logged(envelope, run.outcome, run)
-    outcome = ""
-    try:
-        while True:
-            with opened() as run:
-                if pending is not None:
-                    run.id = pending.run_id
-                try:
-                    outcome = _round(rt, envelope, run, pending) or outcome
-                except Exception as exc:
-                    run.finish(settle(self, rt, exc, run, _letters(run, pending)))
-                    outcome = run.outcome
-            if pending is None or pending.resign():
-                break
-            pending.wait_window()
-    finally:
-        if pending is not None:
-            pending.resign(force=True)
-    return _logged(envelope, outcome, run)
+    return _logged(envelope, run.outcome, run)
+
+
+def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
+    """Add the event to its item's pending set; the first one schedules the run (tasks.coalesce)."""
+    resource, item_id = resource_of(envelope)
+    pending = Pending(rt.redis, resource, str(item_id), rt.settings.coalesce_seconds)
+    leads, leader = pending.join(envelope)
+    if not leads:
+        return f"merged into run {leader}"
+    run.id = leader
+    due = pending.schedule(run_pending)
+    return f"leads run {leader}, due in {due:.1f}s"
+
+
+@app.task(name="tasks.run_pending", bind=True, max_retries=None)
+def run_pending(self, resource: str, item_id: str, leader: str) -> str:
+    """The run of an item's pending events, once the window has passed (else scheduled again)."""
+    rt = runtime()
+    pending = Pending(rt.redis, resource, item_id, rt.settings.coalesce_seconds, leader=leader)
+    if pending.window_left() > 0:
+        return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    with pending.leading(), run_of(rt, self.request.retries + 1, None, redelivered) as run:
+        run.id = leader
+        try:
+            run.finish(_round(rt, {"event": f"{resource}.changed", "payload": {"id": item_id}}, run, pending)
+                       or "nothing pending")
+        except Exception as exc:
+            run.finish(settle(self, rt, exc, run, _letters(run, pending)))
+    if not pending.resign():  # events arrived during the run: they get a window of their own
+        pending.schedule(run_pending)
+    return run.outcome
 
 
 def _skip(rt: Runtime, envelope: dict[str, Any]) -> str | None:
@@ -113,6 +119,7 @@ def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | N
         if not envelopes:  # another leader ran them meanwhile
             state.release()
             return ""
+        run.parts.clear()
         for one in envelopes:
             run.add(one)
         rules = rt.rules
@@ -124,7 +131,7 @@ def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | N
         raise
     for part in run.parts:
         part.outcome = outcomes[part.id]
-    run.finish(outcomes.get(str(envelope["id"])) or next(iter(outcomes.values())))
+    run.finish(outcomes.get(str(envelope.get("id"))) or next(iter(outcomes.values())))
 
     def also(pipe: Any) -> None:
         run.write(rt, pipe)
@@ -133,7 +140,7 @@ def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | N
 
     state.end(plan.snapshot, plan.throttled, also=also)
     for part in run.parts:
-        if part.id != str(envelope["id"]):
+        if part.id != str(envelope.get("id")):
             _logged(part.envelope, part.outcome, run)
     return run.outcome
 

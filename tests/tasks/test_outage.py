@@ -52,7 +52,7 @@ def test_redis_outage_loses_nothing_sends_nothing_twice_and_does_not_stall(servi
     url = f"redis://127.0.0.1:{port}/0"
     service.redis_url, service.redis = url, redis.Redis.from_url(url)
     service.rules(TRACK)
-    service.start_worker(concurrency=16, pool="threads")  # a worker sized for waiting on I/O
+    worker = service.start_worker(concurrency=16, pool="threads")  # a worker sized for waiting on I/O
     items = [i["id"] for i in service.sandbox.client().list_publications()][:ITEMS]
     assert len(items) == ITEMS
     intake = Intake(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5), 3600, 3600)
@@ -101,6 +101,7 @@ def test_redis_outage_loses_nothing_sends_nothing_twice_and_does_not_stall(servi
     print(f"\noutage {restarted - stopped:.1f}s; {EVENTS} events; outcomes {dict(outcomes)}; tracked "
           f"{sum(tracked.values())}; lost {len(lost)}; doubled {len(doubled)}; all done {last:.1f}s after the restart; "
           f"longest pause between completions after it {gap:.1f}s")
+    assert worker.poll() is None, "the worker survives the outage"
     assert not lost and not doubled, (lost, doubled)
     assert len(finished) == EVENTS and outcomes["done"] == EVENTS
     for n, item_id in enumerate(items):
