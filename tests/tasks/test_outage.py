@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.conftest import Processes, free_port
@@ -45,14 +46,16 @@ def _redis_server(processes: Processes, data: Path, port: int) -> subprocess.Pop
             time.sleep(0.05)
 
 
+@pytest.mark.parametrize("pool,concurrency", [("prefork", 4), ("threads", 16)])
 def test_redis_outage_loses_nothing_sends_nothing_twice_and_does_not_stall(service: Service, processes: Processes,
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, pool: str,
+                                                                          concurrency: int) -> None:
     port = free_port()
     server = _redis_server(processes, tmp_path / "redis", port)
     url = f"redis://127.0.0.1:{port}/0"
     service.redis_url, service.redis = url, redis.Redis.from_url(url)
     service.rules(TRACK)
-    worker = service.start_worker(concurrency=16, pool="threads")  # a worker sized for waiting on I/O
+    worker = service.start_worker(concurrency=concurrency, pool=pool)
     items = [i["id"] for i in service.sandbox.client().list_publications()][:ITEMS]
     assert len(items) == ITEMS
     intake = Intake(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5), 3600, 3600)
@@ -98,7 +101,7 @@ def test_redis_outage_loses_nothing_sends_nothing_twice_and_does_not_stall(servi
     last = max(finished.values(), default=restarted) - restarted
     after = sorted(t for t in finished.values() if t > restarted)
     gap = max((b - a for a, b in zip([restarted] + after, after)), default=0.0)
-    print(f"\noutage {restarted - stopped:.1f}s; {EVENTS} events; outcomes {dict(outcomes)}; tracked "
+    print(f"\n{pool} x{concurrency}: outage {restarted - stopped:.1f}s; {EVENTS} events; outcomes {dict(outcomes)}; tracked "
           f"{sum(tracked.values())}; lost {len(lost)}; doubled {len(doubled)}; all done {last:.1f}s after the restart; "
           f"longest pause between completions after it {gap:.1f}s")
     assert worker.poll() is None, "the worker survives the outage"
