@@ -4,7 +4,7 @@ Every event task adds its envelope to the item's pending set in Redis (a sorted 
 ids by arrival, and a hash of their envelopes) in one Lua call that also elects a leader: the
 first event to find no leader becomes it and schedules the run (`tasks.run_pending`, a message
 due when the window has passed); the others return "merged into run <leader>" once their
-envelope is in the store. Nobody waits in a worker slot: the window is a message's countdown,
+envelope is in the store. Events are ordered by when the receiver took them. Nobody waits in a worker slot: the window is a message's countdown,
 sliding from the latest arrival and capped at four windows after the first. The run reads
 what is pending under the item's lock and removes what it handled in the pipeline that
 releases the lock; it resigns only when nothing is pending (checked atomically), else it
@@ -28,14 +28,21 @@ from typing import Any, Iterator
 import redis
 from redis.client import Pipeline
 
-from prepr_automation.store import PREFIX
+from prepr_automation.store import PREFIX, trace_key
 
 LEASE_MARGIN = 30.0  # seconds a claim outlives its run's due time (or its last heartbeat)
 PENDING_TTL = 30 * 24 * 3600
 
-# KEYS: order (zset), envelopes (hash), leader  ARGV: event id, envelope, now, lease ms, ttl
+# KEYS: order (zset), envelopes (hash), leader, trace  ARGV: event id, envelope, now, lease ms, ttl
+# An event's place is when the receiver took it (its trace's `received` record), else now.
 _JOIN = """
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+local at = ARGV[3]
+local record = redis.call('HGET', KEYS[4], 'received')
+if record then
+  local ok, decoded = pcall(cjson.decode, record)
+  if ok and type(decoded) == 'table' and tonumber(decoded['received_at']) then at = decoded['received_at'] end
+end
+if redis.call('ZADD', KEYS[1], 'NX', at, ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 local leader = redis.call('GET', KEYS[3])
@@ -70,7 +77,8 @@ class Pending:
 
     def join(self, envelope: dict[str, Any]) -> tuple[bool, str]:
         """Durably add the envelope; (True, its id) when it leads, else (False, the leader's id)."""
-        led, leader = self.client.eval(_JOIN, 3, self.order, self.envelopes, self.leader_key, str(envelope["id"]),
+        led, leader = self.client.eval(_JOIN, 4, self.order, self.envelopes, self.leader_key,
+                                       trace_key(str(envelope["id"])), str(envelope["id"]),
                                        json.dumps(envelope), f"{time.time():.6f}",
                                        int((self.cap + LEASE_MARGIN) * 1000), PENDING_TTL)
         self.leader = leader.decode() if isinstance(leader, bytes) else str(leader)

@@ -1,7 +1,8 @@
 """What the worker remembers per item, in the shared store, and the item's lock.
 
 - the lock: events for one item run one at a time across all workers; it has an owner token
-  (only its owner releases it) and an expiry (a dead owner cannot hold it forever);
+  (only its owner releases it) and a short expiry that a heartbeat extends while its owner
+  lives, so the lock of a killed owner lapses within LOCK_TTL, not a whole task timeout;
 - the loop guard: the automation's recent writes to the item, in a sliding window;
 - the last-seen snapshot (for the `changed` operator) and when throttled rules last fired.
 
@@ -15,6 +16,7 @@ again: the next attempt never waits out a lock its failed predecessor could not 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -26,6 +28,7 @@ from prepr_automation.store import PREFIX
 
 from . import deferred
 
+LOCK_TTL = 15.0  # seconds; extended every LOCK_TTL / 3 while the owner works
 SNAPSHOT_TTL = 90 * 24 * 3600
 FIRED_TTL = 30 * 24 * 3600
 
@@ -43,6 +46,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: lock  ARGV: token, expiry ms
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 State = tuple[dict[str, Any] | None, dict[str, float]]
 
 
@@ -55,11 +64,12 @@ class ItemState:
                  loop_max_writes: int = 5, loop_window: int = 600) -> None:
         self.client = client
         self.item_id = item_id
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = min(lock_timeout, LOCK_TTL)
         self.loop_max_writes = loop_max_writes
         self.loop_window = loop_window
         self.token = uuid.uuid4().hex
         self.held = False
+        self._beat = threading.Event()
         self._loaded_snapshot: bytes | None = None
         self._writes_before = 0  # the automation's writes in the window, as `begin` found them
         self._writes_made = 0
@@ -82,6 +92,8 @@ class ItemState:
                 raise ItemBusy(f"{self.item_id} is locked by another worker")
             time.sleep(poll)
         self.held = True
+        self._beat = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(self._beat,), name=f"lock-{self.item_id}", daemon=True).start()
         raw_snapshot, raw_fired, self._writes_before = answer[1], answer[2], int(answer[3])
         self._loaded_snapshot = raw_snapshot or None
         fired = {raw_fired[i].decode(): float(raw_fired[i + 1]) for i in range(0, len(raw_fired), 2)}
@@ -102,12 +114,21 @@ class ItemState:
             pipe.eval(RELEASE, 1, self.key("lock"), self.token)
             pipe.execute()
         self.held = False
+        self._beat.set()
 
     def release(self) -> None:
         """Let go without writing (the attempt failed); deferred if the store cannot be reached."""
         if self.held:
             self.held = False
+            self._beat.set()
             deferred.send(self.client, lambda pipe: pipe.eval(RELEASE, 1, self.key("lock"), self.token))
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.lock_timeout / 3):
+            try:
+                self.client.eval(_EXTEND, 1, self.key("lock"), self.token, int(self.lock_timeout * 1000))
+            except redis.RedisError:
+                pass  # the store is away: the lock may lapse, the next attempt re-plans from the item
 
     # loop guard -------------------------------------------------------------------------
     def recent_writes(self) -> int:
