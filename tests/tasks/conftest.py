@@ -18,6 +18,16 @@ from tests.conftest import BIN, ROOT, Processes, Sandbox
 from webhooks.intake import Intake
 
 EDITOR = {"id": "editor-0000-4000-8000-000000000001"}
+# A rule with an item change and a per-event effect: each event's marker tag, its own tracked event.
+TRACK = """
+version: 1
+rules:
+  - id: tag-and-track
+    on: [content_item.changed]
+    do:
+      - add_tags: ["{{ event.payload.marker }}"]
+      - track_event: {label: Seen, customer: "{{ event.id }}"}
+"""
 FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run", "refused",
          "nothing matched")
 

@@ -44,13 +44,18 @@ def _burst(service: Service, item_id: str) -> list[str]:
             service.send("content_item.changed", item_id, marker="two")]
 
 
-def test_a_burst_of_mixed_events_is_one_run_with_each_events_effects_once(service: Service) -> None:
+def _burst_run(service: Service, window: str) -> tuple[str, list[str], list[dict]]:
+    """(item, event ids, their runs) of a burst of three events under TWO_RULES."""
     service.rules(TWO_RULES)
-    service.start_worker(concurrency=4, COALESCE_SECONDS="2")
+    service.start_worker(concurrency=4, COALESCE_SECONDS=window)
     item_id = _item(service)
     service.sandbox.clear_requests()
     events = _burst(service, item_id)
-    traces = [service.wait(e)["run"] for e in events]
+    return item_id, events, [service.wait(e)["run"] for e in events]
+
+
+def test_a_burst_of_mixed_events_is_one_run_with_each_events_effects_once(service: Service) -> None:
+    item_id, events, traces = _burst_run(service, "2")
 
     assert Counter(c["method"] for c in service.calls(path=f"/publications/{item_id}")) == {"GET": 1, "PUT": 1}
     assert {t["run_id"] for t in traces} == {traces[0]["run_id"]}
@@ -106,12 +111,7 @@ def test_throttle_and_changed_decide_as_if_the_events_ran_one_by_one(service: Se
 
 
 def test_the_off_switch_runs_each_event_alone(service: Service) -> None:
-    service.rules(TWO_RULES)
-    service.start_worker(concurrency=4, COALESCE_SECONDS="0")
-    item_id = _item(service)
-    service.sandbox.clear_requests()
-    events = _burst(service, item_id)
-    traces = [service.wait(e)["run"] for e in events]
+    item_id, events, traces = _burst_run(service, "0")
     assert len({t["run_id"] for t in traces}) == 3 and not any("merged" in t for t in traces)
     assert Counter(c["method"] for c in service.calls(path=f"/publications/{item_id}")) == {"GET": 3, "PUT": 3}
     assert _tracked_customers(service) == Counter(events)

@@ -7,17 +7,7 @@ import uuid
 
 from celery import Celery
 
-from tests.tasks.conftest import EDITOR, Service, find_item, tag_names
-
-TRACK = """
-version: 1
-rules:
-  - id: tag-and-track
-    on: [content_item.changed]
-    do:
-      - add_tags: [seen]
-      - track_event: {label: Seen, customer: "{{ event.id }}"}
-"""
+from tests.tasks.conftest import EDITOR, TRACK, Service, find_item, tag_names
 
 
 def test_a_redelivered_event_sends_its_effects_once_and_a_replay_again_resends(service: Service) -> None:
@@ -25,7 +15,7 @@ def test_a_redelivered_event_sends_its_effects_once_and_a_replay_again_resends(s
     service.start_worker(COALESCE_SECONDS="0")
     item_id = find_item(service.sandbox, "Late winner")["id"]
     envelope = {"id": str(uuid.uuid4()), "event": "content_item.changed", "created_on": int(time.time()),
-                "performed_by": EDITOR, "payload": {"id": item_id}}
+                "performed_by": EDITOR, "payload": {"id": item_id, "marker": "seen"}}
     assert service.intake.accept(envelope, enqueue=True) == "queued"
     assert service.wait(envelope["id"])["run"]["outcome"] == "done: 2 call(s) sent"
 

@@ -16,18 +16,9 @@ import pytest
 import redis
 
 from tests.conftest import Processes, free_port
-from tests.tasks.conftest import EDITOR, Service, tag_names
+from tests.tasks.conftest import EDITOR, TRACK, Service, tag_names
 from webhooks.intake import BrokerUnavailable, Intake
 
-TRACK = """
-version: 1
-rules:
-  - id: tag-and-track
-    on: [content_item.changed]
-    do:
-      - add_tags: ["{{ event.payload.marker }}"]
-      - track_event: {label: Seen, customer: "{{ event.id }}"}
-"""
 EVENTS, ITEMS, OUTAGE = 150, 30, 6.0
 
 
