@@ -148,6 +148,9 @@ def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | N
 def _letters(run: Run, pending: Pending | None = None) -> Callable[..., list[DeadLetter]]:
     """One dead letter per event of the run, each replayable on its own; they leave the pending set."""
     def make(reason: str, error: str, exc: Any) -> list[DeadLetter]:
+        if not run.parts and pending is not None:  # failed before reading them: they all fail with it
+            for envelope in pending.read():
+                run.add(envelope)
         letters = [DeadLetter(event_id=p.id, reason=reason, task="tasks.process_event", args=[p.envelope],
                               **letter_fields(run, error, exc)) for p in run.parts]
         if pending is not None and run.parts:
