@@ -33,6 +33,7 @@ class LiveRuleSet:
         self._print: tuple = ()
         self._checked = float("-inf")
         self._errors: list[str] = []
+        self.loaded_at: float | None = None  # wall-clock time of the last successful (re)load
         self._lock = threading.Lock()
 
     def current(self) -> RuleSet | None:
@@ -55,6 +56,7 @@ class LiveRuleSet:
             if self._rules is not None and print_ == self._print:
                 return
             self._rules, self._print, self._errors = load_rules(self.path), print_, []
+            self.loaded_at = time.time()
             log.info("rule set loaded from %s: %s", self.path, self._rules.summary())
         except (RuleSetError, OSError) as exc:
             self._errors = [str(e) for e in getattr(exc, "errors", [exc])]
@@ -65,6 +67,11 @@ class LiveRuleSet:
         """With no valid rule set at all, every event is queued: the worker waits for valid rules."""
         rules = self.current()
         return True if rules is None else rules.listens_to(event)
+
+    @property
+    def errors(self) -> list[str]:
+        """The errors of the last edit that did not validate (empty once a valid edit loads)."""
+        return list(self._errors)
 
     @property
     def status(self) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""The `backfill` command: list, skip what this run already enqueued, enqueue the rest with a
-progress bar (see tasks.backfill for the decisions). Exit 0 when done, 1 when Prepr refused the
-listing, 2 for a setup error, 128+signal when stopped (run the same command again to resume)."""
+"""The `backfill` command: list, skip what this run already enqueued, enqueue the rest, then follow
+the jobs to their outcomes (read from their traces: cli/outcomes.py) and end with a tally; see
+tasks.backfill for the decisions. Exit 0 when done, 1 when Prepr refused the listing or a job
+failed or was dead-lettered, 2 for a setup error, 128+signal when stopped while enqueueing (run
+the same command again to resume); Ctrl-C while following only stops following."""
 from __future__ import annotations
 
 import json
@@ -22,6 +24,8 @@ from prepr_automation.settings import load_settings
 from webhooks.intake import celery_message
 
 from tasks.backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
+
+from .outcomes import Outcomes
 
 
 class Stop:
@@ -111,7 +115,7 @@ def _progress() -> Any:
 def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: bool, restart: bool,
              window: int) -> None:
     """Run one rule over existing content items: one job per item, resumable (progress bar)."""
-    settings = load_settings(require=("access_token",))
+    settings = load_settings(require=("access_token",), cli=True)
     user_filter = _user_filter(filter_json)
     try:
         rules = load_rules(settings.rules_path)
@@ -158,34 +162,56 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
             _fail(f"Prepr refused the listing: {exc}", 1)
         progress.update(listing, total=listed, completed=listed)
         sent = 0
+        outcomes = Outcomes(redis)
+        enqueue_stopped = bool(stop)
         if not dry_run and not stop:
             work = progress.add_task("enqueued", total=len(todo), note="")
+            processed = progress.add_task("processed", total=len(todo), note="")
+
+            def follow() -> None:
+                progress.update(processed, advance=outcomes.poll(), note=outcomes.note())
+
             for item_id in todo:
                 while not stop and redis.llen(QUEUE) >= window:
                     progress.update(work, note=f"waiting for the worker ({window}+ jobs queued)")
+                    follow()
                     time.sleep(0.2)
                 if stop:
                     break
                 if _enqueue(cursor, run_id, rule_id, event, item_id, settings.trace_ttl):
                     sent += 1
+                    outcomes.add(f"backfill-{run_id}-{item_id}")
                 else:
                     skipped += 1  # another run with these arguments got there first
                 progress.update(work, advance=1, note="")
+                follow()
+            progress.update(processed, total=sent)
+            enqueue_stopped = bool(stop)
+            while outcomes.pending and not stop:  # then follow the worker to the last job
+                follow()
+                time.sleep(0.2)
+            progress.update(processed, advance=outcomes.poll(force=True), note=outcomes.note())
     if dry_run:
         for item_id in todo:
             click.echo(item_id)
         click.echo(f"dry run: would enqueue {len(todo)} item(s); {skipped} already enqueued; listed {listed}")
         return
-    cursor.close(finished=not stop and (limit is None or len(todo) < limit))
+    cursor.close(finished=not enqueue_stopped and (limit is None or len(todo) < limit))
     click.echo(f"enqueued {sent} item(s) on the {QUEUE} queue; {skipped} skipped (already enqueued); listed {listed}")
     if sent:
+        click.echo(f"  {outcomes.summary()}")
         click.echo(f"  follow one: prepr-automation trace backfill-{run_id}-{todo[0]}")
-    if stop:
+    if enqueue_stopped:
         name = signal.Signals(stop.signal).name if stop.signal else "signal"
         click.echo(f"stopped by {name}: run the same command again to resume", err=True)
         sys.exit(128 + (stop.signal or 0))
+    if stop:
+        click.echo("stopped following the jobs; the worker goes on with them (see `prepr-automation trace`)", err=True)
     if limit is not None and len(todo) >= limit:
         click.echo("  --limit reached: run the same command again for the next items")
+    if outcomes.tally["failed"] or outcomes.tally["dead-lettered"]:
+        click.echo("  see them: prepr-automation dead-letters list", err=True)
+        sys.exit(1)
 
 
 def _enqueue(cursor: Cursor, run_id: str, rule_id: str, event: str, item_id: str, trace_ttl: int) -> bool:

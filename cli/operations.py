@@ -8,9 +8,11 @@ from datetime import datetime, timezone
 import click
 
 from automation.render import rule_lines
+from prepr_automation import store
 from prepr_automation.settings import load_settings
 
 from tasks import backups
+from tasks.replay import replay_letters
 from tasks.runtime import runtime
 
 
@@ -23,7 +25,7 @@ def _when(ts: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="the raw trace (as GET /events/<id> serves it)")
 def trace(event_id: str, as_json: bool) -> None:
     """What happened to one event (the same data as GET /events/<id>)."""
-    record = runtime(load_settings()).traces.read(event_id)
+    record = runtime(load_settings(cli=True)).traces.read(event_id)
     if record is None:
         click.echo(f"no trace for {event_id} (unknown, or older than 7 days)", err=True)
         sys.exit(1)
@@ -66,7 +68,7 @@ def dead_letters() -> None:
 @dead_letters.command("list")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 def list_letters(as_json: bool) -> None:
-    letters = list(runtime(load_settings()).dead)
+    letters = list(runtime(load_settings(cli=True)).dead)
     for letter in letters:
         if as_json:
             click.echo(json.dumps(letter.to_json(), default=str))
@@ -84,15 +86,9 @@ def list_letters(as_json: bool) -> None:
 @click.argument("letter_ids", nargs=-1)
 def replay(letter_ids: tuple[str, ...]) -> None:
     """Re-run the given dead letters (all of them when no id is given)."""
-    from tasks.celery_app import app
-
-    rt = runtime(load_settings())
-    letters = [rt.dead.get(i) for i in letter_ids] if letter_ids else list(rt.dead)
-    missing = [i for i, letter in zip(letter_ids, letters) if letter is None]
-    for letter in filter(None, letters):
-        queue = "bulk" if letter.task == "tasks.run_bulk" else "celery"
-        app.send_task(letter.task, args=letter.args, kwargs={"replay_of": letter.id}, queue=queue)
-        rt.dead.remove(letter.id)  # only once the task is on the broker
+    settings = load_settings(cli=True)
+    replayed, missing = replay_letters(runtime(settings).dead, list(letter_ids), store.broker_url(settings))
+    for letter in replayed:
         click.echo(f"replayed {letter.id} (event {letter.event_id})")
     for letter_id in missing:
         click.echo(f"no dead letter {letter_id}", err=True)
@@ -103,7 +99,7 @@ def replay(letter_ids: tuple[str, ...]) -> None:
 @click.argument("backup_id")
 def restore(backup_id: str) -> None:
     """Undo a bulk put / bulk delete from the backup taken before it."""
-    rt = runtime(load_settings(require=("access_token",)))
+    rt = runtime(load_settings(require=("access_token",), cli=True))
     record = backups.load(rt.redis, backup_id)
     if record is None:
         click.echo(f"no backup {backup_id} (unknown, or older than {backups.BACKUP_DAYS} days)", err=True)

@@ -19,7 +19,7 @@ from prepr_automation.settings import load_settings
 
 
 def _rules_path(path: str | None) -> str:
-    return path or load_settings().rules_path
+    return path or load_settings(cli=True).rules_path
 
 
 @click.command("validate")
@@ -41,7 +41,7 @@ def validate(path: str | None) -> None:
 def _fetch(plan: FetchPlan | None, envelope: dict, need_channels: bool) -> tuple[dict | None, list | None]:
     from prepr.client import PreprClient
 
-    settings = load_settings(require=("access_token",))
+    settings = load_settings(require=("access_token",), cli=True)
     client = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url)
     try:
         item = None

@@ -2,9 +2,9 @@
 
 Why a command and not a curl line: the signature is an HMAC over the exact bytes sent, so
 anything that re-serialises the JSON (an editor, `jq`, a shell heredoc) breaks it. This reads
-the file's bytes once, signs those bytes and posts those bytes. The key is found the way the
-rest of the service finds it (PREPR_WEBHOOK_SECRETS, else the one `prepr-automation dev`
-generated), so on a dev machine `send examples/content_item.changed.json` just works.
+the file's bytes once, signs those bytes and posts those bytes. The key and the port are found
+as every command finds its set-up (the environment, else what `prepr-automation dev` recorded
+in the folder), so on a dev machine `send examples/content_item.changed.json` just works.
 
 Exit status: 0 when the receiver answered 2xx, 1 for any other answer or when it could not be
 reached, 2 when nothing was sent (no such file, no signing key) — as for every setup error.
@@ -21,9 +21,8 @@ import requests
 
 from webhooks.signature import sign
 
-from prepr_automation.settings import Settings, load_settings
+from prepr_automation.settings import Settings, dev_state_path, load_settings
 
-DEV_SECRET_FILE = "dev-webhook-secret"  # written by `prepr-automation dev` under DATA_DIR
 RECEIVER_PATH = "/webhooks/prepr"
 
 
@@ -43,16 +42,13 @@ def read_body(source: str) -> bytes:
 
 
 def signing_key(settings: Settings, given: str | None) -> str:
-    """--secret, else the first of PREPR_WEBHOOK_SECRETS (the key Prepr signs with), else dev's key."""
+    """--secret, else the first of PREPR_WEBHOOK_SECRETS (the key Prepr signs with; dev's if unset)."""
     if given:
         return given
     if settings.webhook_secrets:
         return settings.webhook_secrets[0]
-    dev_file = Path(settings.data_dir) / DEV_SECRET_FILE
-    if dev_file.is_file() and dev_file.read_text().strip():
-        return dev_file.read_text().strip().split(",")[0]
     _fail("no signing key: pass --secret, set PREPR_WEBHOOK_SECRETS, "
-          f"or run `prepr-automation dev` once (it writes {dev_file})", 2)
+          f"or run `prepr-automation dev` once in this folder (it writes {dev_state_path({'DATA_DIR': settings.data_dir})})", 2)
     raise AssertionError("unreachable")
 
 
@@ -80,7 +76,7 @@ def _describe(response: requests.Response) -> str:
 @click.option("--timeout", default=10.0, show_default=True, help="seconds to wait for the answer")
 def send(event_file: str, url: str | None, secret: str | None, timeout: float) -> None:
     """Sign EVENT.json (`-`: standard input) and post it as Prepr would; print the answer."""
-    settings = load_settings()
+    settings = load_settings(cli=True)
     body = read_body(event_file)
     key = signing_key(settings, secret)
     target = receiver_url(settings, url)

@@ -1,10 +1,11 @@
 """PreprClient: the only way the service talks to Prepr's REST and tracking APIs.
 
-One pooled HTTP transport (transport.py), Bearer auth in a header (never in a URL, so it cannot leak into
-logs or errors), connect/read timeouts, a shared rate limiter, and typed errors. It never
-retries by itself: the worker owns the retry policy and gets `retryable` / `retry_after` from
-each PreprError. Every call is reported to the listeners (method, path, status, elapsed ms) so
-traces can show exactly what was sent.
+HTTP is a requests.Session (session.py): pooled keep-alive, gzip, proxies, CA bundle. On top:
+Bearer auth in a header (never in a URL, so it cannot leak into logs or errors), connect/read
+timeouts, a shared rate limiter, and typed errors. It never retries by itself: the worker owns
+the retry policy and gets `retryable` / `retry_after` from each PreprError. Every call is
+reported to the listeners (method, path, status, elapsed ms) so traces can show exactly what
+was sent.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import requests
+
 from .errors import PreprConnectionError, PreprError, PreprNotFound, error_class
 from .filters import encode_filter
 from .ratelimit import RateLimiter
-from .transport import Answer, Transport, TransportError
+from .session import Answer, NoAnswer, exchange, make_session
 
 log = logging.getLogger("prepr.client")
 
@@ -69,7 +72,7 @@ class PreprClient:
 
     def __init__(self, api_url: str, token: str, tracking_url: str = "https://tracking.prepr.io", *,
                  rate_limiter: RateLimiter | None = None, timeout: float | tuple[float, float] = (3.05, 15),
-                 transport: Transport | None = None,
+                 session: requests.Session | None = None,
                  on_call: Callable[[CallRecord], None] | None = None,
                  user_agent: str = "prepr-automation") -> None:
         if not token:
@@ -78,7 +81,7 @@ class PreprClient:
         self.tracking_url = tracking_url.rstrip("/")
         self.rate_limiter = rate_limiter
         self.timeout = timeout
-        self.transport = transport or Transport(timeout)
+        self.session = session or make_session()
         self._auth = {"Authorization": f"Bearer {token}"}
         self._token = token
         self.user_agent = user_agent
@@ -116,8 +119,8 @@ class PreprClient:
             self.rate_limiter.acquire()
         started = time.perf_counter()
         try:
-            response = self.transport.request(method, url, params, json, headers)
-        except TransportError as exc:
+            response = exchange(self.session, method, url, params, json, headers, self.timeout)
+        except NoAnswer as exc:
             self._report(method, path, None, started, "timeout" if exc.timeout else str(exc))
             what = "timed out" if exc.timeout else "no answer"
             raise PreprConnectionError(f"{what}: {exc}", method=method, path=path) from None
@@ -275,4 +278,4 @@ class PreprClient:
         self.request("POST", "/events", json=body, base_url=self.tracking_url, expect_json=False)
 
     def close(self) -> None:
-        self.transport.close()
+        self.session.close()

@@ -3,11 +3,18 @@
 Each process asks only for what it needs (`require=`), so `explain` runs without a token and
 the worker without signing keys. Any missing or malformed variable raises ConfigError whose
 message is one line naming the variable; entry points print it and exit 2.
+
+A command run in the folder of `prepr-automation dev` (`load_settings(cli=True)`) fills what the
+environment leaves unset from the set-up dev wrote there (DATA_DIR/dev.json: sandbox URL and
+token, webhook secret, admin token, web port, rules), so `backfill`, `restore`, `send` or
+`trace` work against the running dev service with no exports.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -109,9 +116,46 @@ def _secrets(raw: str) -> tuple[str, ...]:
     return keys
 
 
-def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] = ()) -> Settings:
-    """Read every variable; `require` names Settings fields that must be set for this process."""
+DEV_STATE = "dev.json"
+# One Prepr at a time: if the environment names any of these, none is taken from dev's set-up
+# (a real token must never be sent to the sandbox, nor the sandbox's token to the real Prepr).
+PREPR_CONNECTION = ("PREPR_ACCESS_TOKEN", "PREPR_API_URL", "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID")
+
+
+def dev_state_path(env: Mapping[str, str]) -> Path:
+    return Path(_parse(env, "DATA_DIR", str, Settings.data_dir)) / DEV_STATE
+
+
+def write_dev_state(env: Mapping[str, str], values: Mapping[str, str]) -> Path:
+    """Record dev's set-up (environment variable -> value) where the CLI finds it; owner-only."""
+    path = dev_state_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(dict(values), indent=2))
+    return path
+
+
+def dev_state(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables dev's set-up would add to `env` (none that `env` sets itself)."""
+    try:
+        state = json.loads(dev_state_path(env).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    if any((env.get(name) or "").strip() for name in PREPR_CONNECTION):
+        state = {k: v for k, v in state.items() if k not in PREPR_CONNECTION}
+    return {k: str(v) for k, v in state.items() if not (env.get(k) or "").strip()}
+
+
+def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] = (),
+                  cli: bool = False) -> Settings:
+    """Read every variable; `require` names Settings fields that must be set for this process;
+    `cli`: a command-line process, which also reads dev's set-up (see dev_state)."""
     env = os.environ if env is None else env
+    if cli:
+        env = {**env, **dev_state(env)}
     broker = _parse(env, "CELERY_BROKER_URL", _broker, None) or _parse(env, "REDIS_URL", _broker, None)
     settings = Settings(
         webhook_secrets=_parse(env, "PREPR_WEBHOOK_SECRETS", _secrets, ()),

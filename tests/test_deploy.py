@@ -1,7 +1,10 @@
-"""What a Heroku-style platform relies on: Procfile, app.json and settings agree; TLS Redis works."""
+"""What a Heroku-style platform relies on: Procfile, app.json and settings agree; the pinned
+requirements are in step with setup.cfg; honcho runs web + worker; TLS Redis works."""
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,10 +14,14 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from prepr_automation import store
 from prepr_automation.settings import load_settings
-from tests.conftest import BIN, ROOT, Processes, free_port
+from tests.conftest import BIN, ROOT, Processes, free_port, wait_http
 from tests.webhooks.test_processes import KEY, post, start_web
 
 SETTINGS_SOURCE = (ROOT / "prepr_automation" / "settings.py").read_text()
@@ -22,17 +29,25 @@ ENV_NAMES = set(re.findall(r'_parse\(env, "([A-Z_]+)"', SETTINGS_SOURCE))
 PROCESS_ENV = {"WEB_CONCURRENCY", "WEB_THREADS", "WORKER_CONCURRENCY"}  # read by the Procfile, not settings
 
 
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
+def procfile(name: str = "Procfile") -> dict[str, str]:
+    lines = (ROOT / name).read_text().splitlines()
+    return {key: command.strip() for key, command in
+            (line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))}
 
 
 def test_procfile_has_the_three_process_types() -> None:
-    processes = {name: command.strip() for name, command in procfile().items()}
+    processes = procfile()
     assert set(processes) == {"web", "worker", "release"}
     assert processes["web"].startswith('gunicorn "webhooks:create_app()"') and "$PORT" in processes["web"]
     assert processes["worker"].startswith("celery -A tasks worker") and "celery,bulk" in processes["worker"]
-    assert processes["release"] == "prepr-automation validate"
+    assert processes["release"] == "python -m cli validate"  # the platform runs the source tree, uninstalled
+
+
+def test_procfile_dev_is_web_and_worker_as_deployed_without_release() -> None:
+    """`honcho start` / `heroku local` stop everything when `release` exits: Procfile.dev leaves it out."""
+    deployed = procfile()
+    del deployed["release"]
+    assert procfile("Procfile.dev") == deployed
 
 
 def test_app_json_describes_every_setting_and_nothing_else() -> None:
@@ -41,8 +56,11 @@ def test_app_json_describes_every_setting_and_nothing_else() -> None:
     assert ENV_NAMES - {"CELERY_BROKER_URL", "PORT", "DATA_DIR"} <= described, ENV_NAMES - described
     assert described <= ENV_NAMES | PROCESS_ENV, described - ENV_NAMES - PROCESS_ENV
     assert all(spec.get("description") for spec in app["env"].values())
-    assert {name for name, spec in app["env"].items() if spec.get("required")} == {
-        "PREPR_WEBHOOK_SECRETS", "PREPR_ACCESS_TOKEN"}
+    required = {name for name, spec in app["env"].items() if spec.get("required", True)}  # Heroku's default
+    assert required == {"PREPR_WEBHOOK_SECRETS", "PREPR_ACCESS_TOKEN"}
+    # a one-click deploy asks only for what exists before the app does: the signing key (the id of
+    # the webhook that points at the app) starts as a generated placeholder, replaced afterwards
+    assert {name for name in required if "generator" not in app["env"][name]} == {"PREPR_ACCESS_TOKEN"}
     assert set(app["formation"]) == {"web", "worker"}
     assert any("redis" in addon["plan"] for addon in app["addons"])
     for name, spec in app["env"].items():  # every default in app.json parses as the service reads it
@@ -54,6 +72,91 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in ENV_NAMES | PROCESS_ENV if f"`{name}`" not in readme]
     assert not missing
+
+
+def _setup_cfg() -> configparser.ConfigParser:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return config
+
+
+def _declared(*extras: str) -> list[Requirement]:
+    options = _setup_cfg()
+    lines = options["options"]["install_requires"].splitlines()
+    for extra in extras:
+        lines += options["options.extras_require"][extra].splitlines()
+    return [Requirement(line) for line in lines if line.strip()]
+
+
+def _pins(name: str) -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            requirement = Requirement(line)
+            (spec,) = requirement.specifier
+            assert spec.operator == "==", line
+            pins[canonicalize_name(requirement.name)] = Version(spec.version)
+    return pins
+
+
+@pytest.mark.parametrize("pinned, extras", [("requirements.txt", ()),
+                                            ("requirements-dev.txt", ("test", "bench", "dev"))])
+def test_requirements_pin_every_dependency_inside_its_range(pinned: str, extras: tuple[str, ...]) -> None:
+    """In step with setup.cfg: `make requirements` (pip-compile) was run after the last change there."""
+    pins = _pins(pinned)
+    for requirement in _declared(*extras):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in {pinned}: run make requirements"
+        assert requirement.specifier.contains(pins[name], prereleases=True), \
+            f"{pinned} pins {name}=={pins[name]}, outside {requirement.specifier}: run make requirements"
+
+
+def test_dev_pins_are_the_runtime_pins() -> None:
+    runtime, dev = _pins("requirements.txt"), _pins("requirements-dev.txt")
+    assert {name: dev.get(name) for name in runtime} == runtime
+
+
+def test_floors_are_what_ci_runs() -> None:
+    """The lower bounds are the pinned versions that every test run installs, and the Python floor is
+    the version the pins were resolved for and the platform runs (.python-version)."""
+    pins = _pins("requirements.txt")
+    for requirement in _declared():
+        floors = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        assert [Version(v) for v in floors] == [pins[canonicalize_name(requirement.name)]], \
+            f"{requirement}: raise the floor to the pinned {pins[canonicalize_name(requirement.name)]}"
+    python = SpecifierSet(_setup_cfg()["options"]["python_requires"])
+    (floor,) = [spec.version for spec in python if spec.operator == ">="]
+    assert (ROOT / ".python-version").read_text().strip() == floor
+    for pinned in ("requirements.txt", "requirements-dev.txt"):
+        assert f"autogenerated by pip-compile with Python {floor}\n" in (ROOT / pinned).read_text()
+    assert f"Python {floor}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_honcho_runs_web_and_worker_from_procfile_dev(processes: Processes, redis_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: podcasts\n    on: content_item.changed\n"
+                     "    when: {label: {eq: Podcast}}\n    do: [{add_tags: [audio]}]\n")
+    port = free_port()
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "REDIS_URL": redis_url, "PREPR_WEBHOOK_SECRETS": KEY,
+           "PREPR_ACCESS_TOKEN": "t", "RULES_PATH": str(rules), "WEB_CONCURRENCY": "1", "WEB_THREADS": "2",
+           "WORKER_CONCURRENCY": "1"}
+    honcho = processes.start([str(BIN / "honcho"), "-f", "Procfile.dev", "start", "--port", str(port)], env, "honcho")
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc=honcho, timeout=60)
+    body = json.dumps({"id": "honcho-1", "event": "content_item.changed", "payload": {"id": "x", "label": "Post"}})
+    assert post(url, body.encode()).status_code == 202
+    client = store.redis_client(redis_url)
+    deadline = time.monotonic() + 60
+    while not client.hexists(store.trace_key("honcho-1"), "run"):
+        assert honcho.poll() is None, honcho.log_path.read_text()  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the worker did not run the event"
+        time.sleep(0.2)
+    honcho.terminate()  # and it stops both, as Ctrl-C does
+    honcho.wait(30)
+    assert "web.1 stopped" in honcho.log_path.read_text() and "worker.1 stopped" in honcho.log_path.read_text()  # type: ignore[attr-defined]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/health", timeout=2)
 
 
 @pytest.fixture

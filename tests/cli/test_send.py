@@ -64,14 +64,17 @@ def test_defaults_port_and_first_configured_key(processes: Processes, redis_url:
     assert redis_client.llen(QUEUE) == 1
 
 
-def test_stdin_and_the_dev_secret_file(processes: Processes, redis_url: str, redis_client: redis.Redis,
-                                       tmp_path: Path) -> None:
+def test_stdin_and_the_set_up_dev_recorded(processes: Processes, redis_url: str, redis_client: redis.Redis,
+                                          tmp_path: Path) -> None:
+    """In a folder `dev` set up, the key and the port come from DATA_DIR/dev.json: no flag, no export."""
     url = start_web(processes, redis_url)
-    (tmp_path / "dev-webhook-secret").write_text(KEY + "\n")
+    (tmp_path / "dev.json").write_text(json.dumps({"PREPR_WEBHOOK_SECRETS": KEY, "PORT": url.rsplit(":", 1)[1]}))
     body = b'{"id": "from-stdin", "event": "content_item.changed", "created_on": 1, "payload": {"id": "x"}}'
-    done = run("-", "--url", url, stdin=body, DATA_DIR=str(tmp_path))
+    done = run("-", stdin=body, DATA_DIR=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert [e["id"] for e in queued_envelopes(redis_client)] == ["from-stdin"]
+    overridden = run("-", stdin=body, DATA_DIR=str(tmp_path), PREPR_WEBHOOK_SECRETS="another-key")
+    assert overridden.returncode == 1 and overridden.stdout.decode().startswith("401 ")  # the environment wins
 
 
 def test_setup_errors_are_one_line(tmp_path: Path) -> None:

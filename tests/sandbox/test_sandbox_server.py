@@ -1,8 +1,12 @@
-"""The sandbox as a program: the CLI, the token, persistence, demo content, admin controls."""
+"""The sandbox as a program: the CLI, the token, persistence, demo content, admin controls, and
+its server (werkzeug's threaded one): keep-alive, concurrent connections, a clean SIGTERM."""
 from __future__ import annotations
 
+import http.client
 import os
+import signal
 import subprocess
+import threading
 import time
 
 import requests
@@ -79,3 +83,47 @@ def test_admin_log_faults_and_reset(sandbox):
     assert sandbox.reset("empty") == 0
     assert sandbox.requests() == [] and list(client.list_publications()) == []
     assert sandbox.reset() >= 30
+
+
+def test_keep_alive_one_connection_serves_many_calls(sandbox):
+    conn = http.client.HTTPConnection(sandbox.url.removeprefix("http://"), timeout=10)
+    auth = {"Authorization": f"Bearer {sandbox.token}"}
+    sockets = set()
+    for path in ("/tags?limit=1", "/channels", "/nope", "/tags?limit=1"):
+        conn.request("GET", path, headers=auth)
+        response = conn.getresponse()
+        response.read()
+        assert response.status in (200, 404) and response.version == 11 and not response.will_close
+        sockets.add(id(conn.sock))
+    assert len(sockets) == 1, "every call should travel on the first connection"
+    conn.close()
+
+
+def test_a_slow_call_does_not_hold_up_other_connections(sandbox):
+    sandbox.fault("/channels", latency_ms=1500)
+    started = time.monotonic()
+    slow = threading.Thread(target=lambda: list(sandbox.client().list_channels()))
+    slow.start()
+    time.sleep(0.1)
+    assert list(sandbox.client().list_tags()) and time.monotonic() - started < 1.0
+    slow.join(10)
+    assert time.monotonic() - started >= 1.4
+
+
+def test_sigterm_stops_it_promptly_and_cleanly(sandbox):
+    conn = http.client.HTTPConnection(sandbox.url.removeprefix("http://"), timeout=10)
+    conn.request("GET", "/health")  # an open keep-alive connection must not hold the shutdown up
+    assert conn.getresponse().read() and conn.sock is not None
+    started = time.monotonic()
+    sandbox.proc.send_signal(signal.SIGTERM)
+    assert sandbox.proc.wait(10) == 0 and time.monotonic() - started < 3
+    conn.close()
+
+
+def test_a_seed_that_is_not_json_is_refused_before_serving(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"publications": [')
+    done = subprocess.run([str(BIN / "prepr-automation"), "sandbox", "--port", str(free_port()), "--data-dir",
+                           str(tmp_path), "--seed", str(seed)], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PREPR_ACCESS_TOKEN": "t"})
+    assert done.returncode == 2 and "--seed: not JSON" in done.stderr

@@ -84,9 +84,9 @@ def test_acting_user_header_and_bulk_webhooks(sandbox_factory, receiver):
     client = sandbox.client()
     editor = PERSONS[1]["id"]
     target = next(client.list_publications({"title": {"fz": "risotto"}}, fields="id"))
-    client.transport.headers["X-Sandbox-User"] = editor
+    client.session.headers["X-Sandbox-User"] = editor
     client.update_publication(target["id"], {"items": {"en-GB": {"intro": {"body": "Edited by hand"}}}})
-    del client.transport.headers["X-Sandbox-User"]
+    del client.session.headers["X-Sandbox-User"]
     recipes = [p["id"] for p in client.list_publications({"model": {"eq": "Recipe"}}, fields="id")]
     assert client.bulk_webhooks({"model": {"eq": "Recipe"}}, "content_item.published")["total"] == len(recipes)
     events = receiver.wait_for(1 + len(recipes))

@@ -1,7 +1,9 @@
-"""The HTTP transport against real local servers: keep-alive reuse, connections the server closed,
-a proxy (plain and CONNECT), TLS verified against a CA bundle, timeouts."""
+"""The client's HTTP session against real local servers: keep-alive reuse, gzip, connections the
+server closed, no retries of its own, a proxy (plain and CONNECT) with NO_PROXY, TLS verified
+against a CA bundle, timeouts, a body limit."""
 from __future__ import annotations
 
+import gzip
 import http.server
 import select
 import shutil
@@ -15,7 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from prepr.transport import Transport, TransportError
+from prepr import session as prepr_session
+from prepr.session import NoAnswer, exchange, make_session
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -24,6 +27,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: list[dict]
     drop_reused = 0  # this many requests on a reused connection are read, then the connection is dropped
+    padding = 0  # spaces after the JSON body
     close_idle_after = 0.0  # close a keep-alive connection this long after each answer
 
     def setup(self) -> None:
@@ -42,9 +46,12 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         server.seen.append({"port": self.client_address[1], "method": self.command, "target": self.path,  # type: ignore[attr-defined]
                             "headers": dict(self.headers), "body": body})
         self.served += 1
-        payload = b'{"ok": true}'
+        payload = b'{"ok": true}' + b" " * server.padding  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            payload = gzip.compress(payload)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -66,6 +73,7 @@ def _serve(handler: type, context: ssl.SSLContext | None = None) -> Iterator[htt
     server.seen = []  # type: ignore[attr-defined]
     server.drop_reused = 0  # type: ignore[attr-defined]
     server.close_idle_after = 0.0  # type: ignore[attr-defined]
+    server.padding = 0  # type: ignore[attr-defined]
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -84,43 +92,50 @@ def _url(server: http.server.ThreadingHTTPServer, scheme: str = "http", host: st
     return f"{scheme}://{host}:{server.server_address[1]}"
 
 
+def _get(url: str, session=None, timeout=(2, 2), method: str = "GET", json=None, **kw):
+    return exchange(session or make_session(), method, url, kw.get("params"), json, kw.get("headers", {}), timeout)
+
+
 def test_keep_alive_reuses_one_connection_and_sends_params_body_and_headers(origin):
-    transport = Transport((2, 2))
-    transport.headers["X-Extra"] = "1"
+    session = make_session()
+    session.headers["X-Extra"] = "1"
     for n in range(5):
-        answer = transport.request("GET", _url(origin) + "/things?a=1", [("b", n)], None, {"Accept": "application/json"})
+        answer = _get(_url(origin) + "/things?a=1", session, params=[("b", n)], headers={"Accept": "application/json"})
         assert answer.status == 200 and answer.json() == {"ok": True}
-    transport.request("PUT", _url(origin) + "/things/1", None, {"title": "é"}, {})
+    _get(_url(origin) + "/things/1", session, method="PUT", json={"title": "é"})
     seen = origin.seen
     assert len({s["port"] for s in seen}) == 1, "every call should reuse the first connection"
     assert [s["target"] for s in seen[:2]] == ["/things?a=1&b=0", "/things?a=1&b=1"]
     assert seen[0]["headers"]["X-Extra"] == "1" and seen[0]["headers"]["Accept"] == "application/json"
-    assert seen[-1]["body"] == b'{"title":"\\u00e9"}' and seen[-1]["headers"]["Content-Type"] == "application/json"
+    assert "gzip" in seen[0]["headers"]["Accept-Encoding"]  # and the gzipped answer was decoded above
+    assert json_body(seen[-1]) == {"title": "é"} and seen[-1]["headers"]["Content-Type"] == "application/json"
+
+
+def json_body(seen: dict) -> object:
+    import json
+    return json.loads(seen["body"])
 
 
 def test_a_connection_the_server_closed_is_not_reused(origin):
     origin.close_idle_after = 0.05
-    transport = Transport((2, 2))
+    session = make_session()
     for method in ("GET", "POST", "PUT"):
-        assert transport.request(method, _url(origin) + "/x", None, {} if method != "GET" else None, {}).status == 200
+        assert _get(_url(origin) + "/x", session, method=method, json=None if method == "GET" else {}).status == 200
         time.sleep(0.2)  # the server has closed the idle connection meanwhile
     assert [s["method"] for s in origin.seen] == ["GET", "POST", "PUT"]
     assert len({s["port"] for s in origin.seen}) == 3
 
 
-def test_a_dead_reused_connection_is_retried_only_for_idempotent_calls(origin):
-    transport = Transport((2, 2))
-    transport.request("GET", _url(origin) + "/warm", None, None, {})
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_a_connection_dropped_mid_call_is_not_retried_by_the_library(origin, method):
+    session = make_session()
+    _get(_url(origin) + "/warm", session)
     origin.drop_reused = 1
-    assert transport.request("PUT", _url(origin) + "/put", None, {"a": 1}, {}).status == 200
-    assert [s.get("dropped") or s["target"] for s in origin.seen] == ["/warm", "PUT", "/put"]
-
-    transport.request("GET", _url(origin) + "/warm", None, None, {})
-    origin.drop_reused = 1
-    with pytest.raises(TransportError) as info:
-        transport.request("POST", _url(origin) + "/post", None, {"a": 1}, {})
+    with pytest.raises(NoAnswer) as info:
+        _get(_url(origin) + "/call", session, method=method, json={"a": 1})
     assert not info.value.timeout
-    assert "/post" not in [s.get("target") for s in origin.seen], "a POST must not be sent twice"
+    assert [s.get("dropped") or s["target"] for s in origin.seen] == ["/warm", method], "sent once: our policy retries"
+    assert _get(_url(origin) + "/after", session).status == 200  # the session goes on with a fresh connection
 
 
 def test_timeouts_and_refusals():
@@ -128,27 +143,55 @@ def test_timeouts_and_refusals():
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         started = time.monotonic()
-        with pytest.raises(TransportError) as info:
-            Transport((1, 0.3)).request("GET", f"http://127.0.0.1:{silent.getsockname()[1]}/", None, None, {})
+        with pytest.raises(NoAnswer) as info:
+            _get(f"http://127.0.0.1:{silent.getsockname()[1]}/", timeout=(1, 0.3))
         assert info.value.timeout and time.monotonic() - started < 2
         port = silent.getsockname()[1]
-    with pytest.raises(TransportError) as refused:
-        Transport((1, 1)).request("GET", f"http://127.0.0.1:{port}/", None, None, {})
-    assert not refused.value.timeout
+    with pytest.raises(NoAnswer) as refused:
+        _get(f"http://127.0.0.1:{port}/", timeout=(1, 1))
+    assert not refused.value.timeout and "refused" in str(refused.value).lower()
+
+
+def test_a_body_that_stalls_midway_is_a_timeout():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def stall() -> None:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\"")
+            time.sleep(1.5)
+            conn.close()
+
+        threading.Thread(target=stall, daemon=True).start()
+        with pytest.raises(NoAnswer) as info:
+            _get(f"http://127.0.0.1:{server.getsockname()[1]}/", timeout=(1, 0.3))
+        assert info.value.timeout
+
+
+def test_a_body_beyond_the_limit_is_refused(origin, monkeypatch):
+    monkeypatch.setattr(prepr_session, "MAX_BODY", 1000)
+    origin.padding = 999
+    with pytest.raises(NoAnswer, match="larger than 1000 bytes") as info:
+        _get(_url(origin) + "/big", headers={"Accept-Encoding": "identity"})
+    assert not info.value.timeout
+    origin.padding = 980
+    assert _get(_url(origin) + "/fits").json() == {"ok": True}
 
 
 def test_plain_proxy_gets_the_absolute_url_and_credentials(origin, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@127.0.0.1:{origin.server_address[1]}")
     for name in ("NO_PROXY", "no_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
-    transport = Transport((2, 2))
-    assert transport.request("GET", "http://prepr.example:8080/publications?x=1", None, None, {}).status == 200
+    assert _get("http://prepr.example:8080/publications?x=1").status == 200
     seen = origin.seen[0]
     assert seen["target"] == "http://prepr.example:8080/publications?x=1"
     assert seen["headers"]["Proxy-Authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
     monkeypatch.setenv("NO_PROXY", "prepr.example")
-    with pytest.raises(TransportError):  # bypassed: straight to a host that does not resolve
-        Transport((1, 1)).request("GET", "http://prepr.example:8080/publications", None, None, {})
+    with pytest.raises(NoAnswer):  # bypassed: straight to a host that does not resolve
+        _get("http://prepr.example:8080/publications", timeout=(1, 1))
+    assert len(origin.seen) == 1
 
 
 @pytest.fixture
@@ -191,21 +234,21 @@ class Tunnel(http.server.BaseHTTPRequestHandler):
 
 def test_tls_is_verified_against_the_ca_bundle_directly_and_through_a_tunnel(tls, monkeypatch):
     context, cert = tls
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     for secure in _serve(Recorder, context):
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         url = _url(secure, "https", "localhost") + "/secure"
-        assert Transport((2, 2)).request("GET", url, None, None, {}).status == 200
+        assert _get(url).status == 200
         monkeypatch.delenv("SSL_CERT_FILE")  # certifi's bundle does not know our certificate
-        with pytest.raises(TransportError) as info:
-            Transport((2, 2)).request("GET", url, None, None, {})
-        assert "SSL" in str(info.value) or "certificate" in str(info.value).lower()
+        with pytest.raises(NoAnswer) as info:
+            _get(url)
+        assert "certificate" in str(info.value).lower() and not info.value.timeout
 
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
         for proxy in _serve(Tunnel):
             monkeypatch.setenv("HTTPS_PROXY", _url(proxy))
-            assert Transport((2, 2)).request("GET", url, None, None, {}).status == 200
+            assert _get(url).status == 200
             assert proxy.seen[0]["target"] == f"localhost:{secure.server_address[1]}"
         assert [s["target"] for s in secure.seen] == ["/secure", "/secure"]

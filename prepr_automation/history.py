@@ -1,0 +1,181 @@
+"""Recent events for the console: a time index, counts per outcome per minute, queue depths.
+
+All of it lives in the one Redis and is bounded: the index keeps the traces' own 7 days and at
+most CAP entries, count buckets expire with the traces. The receiver's Lua script and the
+worker's trace write add to it inside the round trips they already make (see webhooks.intake
+and tasks.traces), so nothing new runs and no event costs an extra round trip.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import redis
+
+from .store import PREFIX, trace_key
+
+INDEX = f"{PREFIX}events"  # sorted set: event id scored by its receipt time
+CAP = 100_000  # at most this many events are listed, whatever arrived in 7 days
+QUEUES = ("celery", "bulk")
+_PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: queue names of priority steps 3, 6, 9
+# Not yet final: counted when the run ends, not at every attempt (a merged event's own outcome is
+# written by the run that handled it).
+PENDING_KINDS = ("queued", "retrying", "waiting", "interrupted", "merged")
+
+
+def counts_key(ts: float) -> str:
+    return f"{PREFIX}counts:{int(ts // 60)}"
+
+
+_SUFFIXED = ("retrying", "merged")  # "retrying in 1.2s", "merged into run 4f2a…"
+
+
+def kind(outcome: str) -> str:
+    """An outcome's family: "done: 2 call(s) sent" -> done, "retrying in 1.2s" -> retrying."""
+    for family in _SUFFIXED:
+        if outcome.startswith(family):
+            return family
+    head = (outcome or "").split(":", 1)[0].strip()
+    return head if re.fullmatch(r"[a-z][a-z -]*", head) else "other"
+
+
+# KEYS: trace, counts   ARGV: outline, kind ('' = not final), ttl
+_NOTE = """
+redis.call('HSET', KEYS[1], 'outline', ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+"""
+
+
+def note_run(pipe: Any, event_id: str, run: dict[str, Any], ttl: int, scrub: Any = None) -> None:
+    """Add the run's outline (what the event list shows and filters on) and count a final outcome.
+
+    `pipe`: the trace write's store.Batch or redis-py pipeline; `scrub`: the trace writer's
+    scrubbing function, applied to the outline as to the trace.
+    """
+    family = kind(str(run.get("outcome", "")))
+    rules = (run.get("evaluation") or {}).get("fired") or []
+    outline = json.dumps({"outcome": run.get("outcome"), "kind": family, "ms": run.get("elapsed_ms"),
+                          "rules": list(rules), "attempt": run.get("attempt")}, default=str)
+    if scrub is not None:
+        outline = scrub(outline)
+    final = "" if family in PENDING_KINDS else family
+    pipe.eval(_NOTE, 2, trace_key(event_id), counts_key(time.time()), outline, final, ttl)
+
+
+@dataclass
+class Row:
+    id: str
+    at: float
+    event: str = "?"
+    item: str | None = None
+    outcome: str = "queued"
+    kind: str = "queued"
+    ms: float | None = None
+    rules: list[str] = field(default_factory=list)
+
+
+def _row(event_id: str, at: float, received: bytes | None, outline: bytes | None) -> Row:
+    row = Row(event_id, at)
+    if received:
+        rec = json.loads(received)
+        row.event, row.item = rec.get("event") or "?", rec.get("item")
+        row.outcome = row.kind = rec.get("status") or "queued"
+    if outline:
+        out = json.loads(outline)
+        row.outcome, row.kind, row.ms, row.rules = out.get("outcome") or "", out.get("kind") or "other", \
+            out.get("ms"), out.get("rules") or []
+    return row
+
+
+def _matches(row: Row, outcome: str | None, event: str | None, rule: str | None) -> bool:
+    return ((not outcome or row.kind == outcome) and (not event or fnmatch.fnmatchcase(row.event, event))
+            and (not rule or rule in row.rules))
+
+
+def _needles(outcome: str | None, event: str | None, rule: str | None) -> list[bytes]:
+    """Byte strings every matching row's fields contain: most rows are dropped before parsing."""
+    wanted = [outcome, rule] + ([event] if event and not any(c in event for c in "*?[") else [])
+    return [json.dumps(w).encode() for w in wanted if w]
+
+
+def recent(client: redis.Redis, limit: int = 50, before: float | None = None, outcome: str | None = None,
+           event: str | None = None, rule: str | None = None, batch: int = 1000,
+           scan_max: int = CAP) -> tuple[list[Row], int]:
+    """Newest first, at most `limit` rows received before `before`; returns (rows, events examined).
+
+    Filters read the compact `received` and `outline` fields only (not whole traces), up to
+    `batch` events per round trip, and stop after `scan_max` events.
+    """
+    rows: list[Row] = []
+    top: str = f"({before}" if before is not None else "+inf"
+    needles = _needles(outcome, event, rule)
+    examined, size = 0, limit  # the first round trip asks for just a page: unfiltered lists need no more
+    while len(rows) < limit and examined < scan_max:
+        ids = client.zrevrangebyscore(INDEX, top, "-inf", start=examined, num=size, withscores=True)
+        size = batch
+        if not ids:
+            break
+        with client.pipeline(transaction=False) as pipe:
+            for member, _ in ids:
+                pipe.hmget(trace_key(member.decode()), "received", "outline")
+            fields = pipe.execute()
+        for (member, score), (received, outline) in zip(ids, fields):
+            examined += 1
+            if received is None and outline is None:
+                continue  # the trace expired before the index entry was trimmed
+            if needles:
+                both = (received or b"") + (outline or b"")
+                if not all(needle in both for needle in needles):
+                    continue
+            row = _row(member.decode(), score, received, outline)
+            if _matches(row, outcome, event, rule):
+                rows.append(row)
+                if len(rows) == limit:
+                    break
+    return rows, examined
+
+
+def per_minute(client: redis.Redis, minutes: int = 180, now: float | None = None) -> list[tuple[int, dict[str, int]]]:
+    """[(minute start, {outcome family: count})] oldest first, for the last `minutes` minutes."""
+    now = time.time() if now is None else now
+    starts = [int(now // 60 - i) * 60 for i in range(minutes - 1, -1, -1)]
+    with client.pipeline(transaction=False) as pipe:
+        for start in starts:
+            pipe.hgetall(counts_key(start))
+        buckets = pipe.execute()
+    return [(start, {k.decode(): int(v) for k, v in bucket.items()}) for start, bucket in zip(starts, buckets)]
+
+
+def totals(buckets: list[tuple[int, dict[str, int]]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _, bucket in buckets:
+        for name, count in bucket.items():
+            out[name] = out.get(name, 0) + count
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _queue_names(queue: str) -> Iterator[str]:
+    yield queue
+    for step in (3, 6, 9):
+        yield f"{queue}{_PRIORITY_SEP}{step}"
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting per queue (all of kombu's priority lists) and delivered but not yet acked."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in QUEUES:
+            for name in _queue_names(queue):
+                pipe.llen(name)
+        pipe.hlen("unacked")
+        lengths = pipe.execute()
+    steps = len(lengths[:-1]) // len(QUEUES)
+    depths = {queue: sum(lengths[i * steps:(i + 1) * steps]) for i, queue in enumerate(QUEUES)}
+    depths["unacked"] = lengths[-1]
+    return depths

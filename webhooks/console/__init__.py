@@ -1,0 +1,44 @@
+"""The operators' console (SPEC §5a): server-rendered pages under /console, on when ADMIN_TOKEN is set.
+
+Registered by create_app. It adds no before/after-request hooks to the app (the receiver's WSGI
+fast path steps aside for apps that have them): sign-in, CSRF and security headers are applied
+by the `page` decorator of each console view instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+import redis
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from automation.live import LiveRuleSet
+from prepr_automation.settings import Settings
+
+from .views import make_blueprint
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """The cookie is `Secure` exactly when the request came over https (behind the proxy, too)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure
+
+
+def session_key(admin_token: str) -> bytes:
+    """Derived from ADMIN_TOKEN: rotating the token signs every session out; nothing else to set."""
+    return hmac.new(admin_token.encode(), b"prepr-automation console session", hashlib.sha256).digest()
+
+
+def register(app: Flask, settings: Settings, client: redis.Redis, live: LiveRuleSet) -> None:
+    app.secret_key = session_key(settings.admin_token or "")
+    app.config.update(SESSION_COOKIE_NAME="pa_console", SESSION_COOKIE_PATH="/console",
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=12), WTF_CSRF_TIME_LIMIT=12 * 3600)
+    app.session_interface = _Sessions()
+    # One proxy in front (Heroku's router, a load balancer) says the scheme and the client address.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    app.register_blueprint(make_blueprint(settings, client, live))

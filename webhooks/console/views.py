@@ -1,0 +1,186 @@
+"""The console's pages (SPEC §5a). Every view is wrapped by auth.page (session, CSRF, headers)."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
+
+from automation import evaluate
+from automation.live import LiveRuleSet
+from automation.render import short
+from prepr_automation import history, store
+from prepr_automation.settings import Settings
+
+from . import charts, status
+from .auth import Throttle, check_csrf, page, secured, sign_in, signed_in, token_matches
+
+PAGE_SIZE = 50
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console: never an open redirect."""
+    return target if target and target.startswith("/console") and not target.startswith("//") else "/console"
+
+
+def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -> Blueprint:
+    bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+                   static_folder="static")
+    throttle = Throttle(client)
+
+    @bp.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"csrf_token": generate_csrf, "when": charts.when, "signed_in": signed_in}
+
+    @bp.route("/login", methods=["GET", "POST"])
+    def login() -> Response:
+        error, code = None, 200
+        if request.method == "POST":
+            refused = check_csrf()
+            if refused is not None:
+                return refused
+            wait = throttle.wait()
+            if wait:
+                error, code = f"Too many failed sign-ins. Try again in {wait} s.", 429
+            elif token_matches(request.form.get("token", ""), settings.admin_token or ""):
+                throttle.succeeded()
+                sign_in()
+                return secured(redirect(_safe_next(request.args.get("next"))))
+            else:
+                throttle.failed()
+                error, code = "That is not the admin token.", 401
+        response = make_response(render_template("console/login.html", error=error), code)
+        if code == 429:
+            response.headers["Retry-After"] = str(throttle.wait())
+        return secured(response)
+
+    @bp.post("/logout")
+    @page
+    def logout() -> Response:
+        from flask import session
+
+        session.clear()
+        return redirect(url_for("console.login"))
+
+    @bp.get("/console.css")
+    def stylesheet() -> Response:
+        return secured(bp.send_static_file("console.css"))
+
+    @bp.get("", strict_slashes=False)
+    @page
+    def events() -> str:
+        filters = {k: (request.args.get(k) or "").strip() or None for k in ("outcome", "event", "rule")}
+        before = _float(request.args.get("before"))
+        rows, examined = history.recent(client, PAGE_SIZE, before, **filters)
+        hours = min(max(int(_float(request.args.get("hours")) or 3), 1), 24)
+        buckets = history.per_minute(client, hours * 60)
+        older = rows[-1].at if len(rows) == PAGE_SIZE else None
+        outcomes = sorted(set(history.totals(buckets)) | {"done", "no change", "no rule matched", "dead-lettered",
+                                                           "ignored", "queued", "retrying"})
+        rules = live.current()
+        return render_template("console/events.html", rows=rows, examined=examined, filters=filters,
+                               totals=history.totals(buckets), chart=charts.per_minute(buckets), hours=hours,
+                               older=older, outcomes=outcomes, rule_ids=[r.id for r in rules.rules] if rules else [],
+                               indexed=client.zcard(history.INDEX))
+
+    def _trace(event_id: str) -> dict[str, Any]:
+        trace = store.read_trace(client, event_id)
+        if trace is None:
+            abort(404, "No trace for this event (unknown, or older than 7 days).")
+        return trace
+
+    @bp.get("/events/<event_id>")
+    @page
+    def event(event_id: str) -> str:
+        trace = _trace(event_id)
+        return render_template("console/event.html", event_id=event_id, trace=trace, run=trace.get("run") or {},
+                               envelope=trace.get("envelope"), explained=None,
+                               bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
+
+    @bp.get("/events/<event_id>/explain")
+    @page
+    def explain(event_id: str) -> str:
+        """A dry run of the stored envelope against the rules in force now: evaluated, nothing sent."""
+        trace = _trace(event_id)
+        envelope = trace.get("envelope")
+        rules = live.current()
+        explained: dict[str, Any]
+        if not isinstance(envelope, dict):
+            explained = {"error": "This event's envelope was not kept (received before the console existed)."}
+        elif rules is None:
+            explained = {"error": "No valid rule set is loaded; see Rules."}
+        else:
+            plan = rules.fetch_plan(envelope)
+            result = evaluate(rules, envelope, None, channels=None, now=time.time())  # channel names unresolved
+            explained = {"evaluation": result.to_json(), "fetch": plan.to_json() if plan else None}
+        return render_template("console/event.html", event_id=event_id, trace=trace, run=trace.get("run") or {},
+                               envelope=envelope, explained=explained,
+                               bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
+
+    @bp.post("/events/<event_id>/replay")
+    @page
+    def replay(event_id: str) -> Response:
+        from tasks.replay import replay_event
+
+        envelope = _trace(event_id).get("envelope")
+        if not isinstance(envelope, dict):
+            flash("This event's envelope was not kept; it cannot be replayed.", "error")
+        else:
+            replay_event(envelope)
+            flash("Replayed: queued again. This page shows the new run once the worker has handled it.", "ok")
+        return redirect(url_for("console.event", event_id=event_id))
+
+    @bp.get("/dead-letters")
+    @page
+    def dead_letters() -> str:
+        from tasks.deadletters import DeadLetters
+
+        letters = sorted(DeadLetters(client), key=lambda letter: -letter.at)
+        return render_template("console/dead_letters.html", letters=letters)
+
+    @bp.post("/dead-letters/replay")
+    @page
+    def replay_letters() -> Response:
+        from tasks.deadletters import DeadLetters
+        from tasks.replay import replay_letters as replay_them
+
+        ids = request.form.getlist("letter_id")
+        replayed, missing = replay_them(DeadLetters(client), ids or None)
+        flash(f"Replayed {len(replayed)} dead letter(s)." + (f" Not found: {', '.join(missing)}." if missing else ""),
+              "error" if missing else "ok")
+        return redirect(url_for("console.dead_letters"))
+
+    @bp.get("/rules")
+    @page
+    def rules() -> str:
+        rule_set = live.current()
+        return render_template("console/rules.html", status=live.status, errors=live.errors, rules=rule_set,
+                               loaded_at=live.loaded_at)
+
+    @bp.get("/status")
+    @page
+    def status_page() -> str:
+        return render_template("console/status.html", s=status.snapshot(client, settings.rate_limit))
+
+    @bp.errorhandler(404)
+    def not_found(exc: Any) -> Response:
+        body = render_template("console/error.html", title="Not found", message=exc.description)
+        return secured(make_response(body, 404))
+
+    bp.add_app_template_filter(short, "short")
+
+    @bp.app_template_filter("pretty")
+    def pretty(value: Any) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+    return bp
