@@ -69,7 +69,7 @@ def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
         return f"merged into run {leader}"
     run.id = leader
     due = pending.schedule(run_pending)
-    return f"leads run {leader}, due in {due:.1f}s"
+    return f"merged into run {leader} (which it leads, due in {due:.1f}s)"
 
 
 @app.task(name="tasks.run_pending", bind=True, max_retries=None)

@@ -45,7 +45,7 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     if isinstance(exc, (ItemBusy, RulesUnavailable)):
         _retry(task, run, f"waiting: {exc}", countdown(min(retries, 3), None, base=1.0))
     if isinstance(exc, (redis.RedisError, OperationalError)):
-        run.finish(f"store unreachable, requeued: {type(exc).__name__}")
+        run.finish(f"waiting: the store is unreachable ({type(exc).__name__}), requeued")
         time.sleep(STORE_PAUSE)
         raise Reject(exc, requeue=True)
     prepr = exc if isinstance(exc, PreprError) else None
@@ -88,7 +88,7 @@ def _retry(task: Any, run: Run, note: str, delay: float) -> NoReturn:
     except Retry:
         raise
     except Exception as exc:  # the retry could not be published: keep this message instead
-        run.finish(f"retry not published, requeued: {type(exc).__name__}")
+        run.finish(f"waiting: the retry could not be published ({type(exc).__name__}), requeued")
         time.sleep(STORE_PAUSE)
         raise Reject(exc, requeue=True) from exc
 

@@ -125,11 +125,10 @@ def test_a_worker_killed_mid_window_loses_no_merged_event(service: Service) -> N
     service.sandbox.clear_requests()
     events = _burst(service, item_id)
     deadline = time.monotonic() + 20
-    while sum("merged into run" in (service.trace(e).get("run") or {}).get("outcome", "") for e in events) < 2:
+    while sum("merged into run" in (service.trace(e).get("run") or {}).get("outcome", "") for e in events) < 3:
         assert time.monotonic() < deadline, [service.trace(e) for e in events]
         time.sleep(0.05)
-    leader_run = next(service.trace(e)["run"]["outcome"].split()[-1] for e in events
-                      if "merged into run" in service.trace(e).get("run", {}).get("outcome", ""))
+    leader_run = service.trace(events[0])["run"]["outcome"].split()[3]  # "merged into run <id> ..."
     os.killpg(worker.pid, signal.SIGKILL)  # mid-window: the followers were acknowledged, the run is not due yet
     worker.wait(10)
     assert service.calls(method="PUT") == [] and service.sandbox.tracked_events() == []
