@@ -56,7 +56,7 @@ end
 def note_run(pipe: Any, event_id: str, run: dict[str, Any], ttl: int, scrub: Any = None) -> None:
     """Add the run's outline (what the event list shows and filters on) and count a final outcome.
 
-    `pipe`: the trace write's store.Batch or redis-py pipeline; `scrub`: the trace writer's
+    `pipe`: the trace write's redis-py pipeline; `scrub`: the trace writer's
     scrubbing function, applied to the outline as to the trace.
     """
     family = kind(str(run.get("outcome", "")))

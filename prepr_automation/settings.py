@@ -47,6 +47,7 @@ class Settings:
     loop_window: int = 600
     visibility_timeout: int = 300
     task_max_retries: int = 8
+    coalesce_seconds: float = 2.0
     redis_tls_verify: bool = True
 
     def redacted(self) -> dict[str, object]:
@@ -85,6 +86,13 @@ def _rate_limit(raw: str) -> str:
     if any(item.amount <= 0 for item in parse_many(raw)):
         raise ValueError(f"every window needs a positive number of requests, got {raw!r}")
     return raw
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 60:
+        raise ValueError(f"expected seconds between 0 and 60, got {raw!r}")
+    return value
 
 
 def _flag(raw: str) -> bool:
@@ -176,6 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         loop_window=_parse(env, "LOOP_WINDOW_SECONDS", _positive_int, Settings.loop_window),
         visibility_timeout=_parse(env, "VISIBILITY_TIMEOUT", _positive_int, Settings.visibility_timeout),
         task_max_retries=_parse(env, "TASK_MAX_RETRIES", int, Settings.task_max_retries),
+        coalesce_seconds=_parse(env, "COALESCE_SECONDS", _seconds, Settings.coalesce_seconds),
         redis_tls_verify=_parse(env, "REDIS_TLS_VERIFY", _flag, True),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prepr.errors import PreprError
-
 from . import backups
 from .celery_app import app
 from .deadletters import DeadLetter
-from .retry import countdown
+from .execute import Effects
+from .poison import GuardedRequest
+from .policy import Unprocessable, letter_fields, settle
+from .runs import Run, run_of
 from .runtime import runtime
 
 log = logging.getLogger("tasks.bulk")
@@ -23,46 +24,39 @@ DEFAULT_MAX_ITEMS = 100
 _BACKUP_FIELDS = {"items", "channels", "model", "locales", "status", "publish_on", "tags"}
 
 
-@app.task(name="tasks.run_bulk", bind=True, max_retries=None)
-def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = None) -> str:
+@app.task(name="tasks.run_bulk", bind=True, max_retries=None, Request=GuardedRequest)
+def run_bulk(self, call: dict[str, Any], event_id: str, replay_of: str | None = None, again: bool = False,
+             unprocessable: str | None = None) -> str:
+    """`again`: a replay a person asked for repeats a bulk call that was already sent;
+    `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
-    kind, meta = call["kind"], call.get("meta") or {}
+    kind = call["kind"]
     rule_id = ",".join(call.get("rule_ids") or []) or None
-    record: dict[str, Any] = {"kind": kind, "rule_id": rule_id, "path": call["path"], "attempt": self.request.retries + 1,
-                              "replay_of": replay_of}
-    calls: list[dict[str, Any]] = []
-    listener = lambda r: calls.append({"method": r.method, "path": r.path, "status": r.status,  # noqa: E731
-                                       "ms": round(r.elapsed_ms, 1)})
-    rt.api.add_listener(listener)
-    try:
-        record["outcome"] = _run(rt, call, event_id, rule_id, meta, record)
-    except PreprError as exc:
-        record["error"] = exc.to_dict()
-        if exc.retryable and self.request.retries < rt.settings.task_max_retries:
-            record["outcome"] = "retrying"
-            _write(rt, event_id, kind, record, calls)
-            raise self.retry(countdown=countdown(self.request.retries, exc.retry_after,
-                                                 ceiling=max(1.0, rt.settings.visibility_timeout - 30)))
-        letter = rt.dead.add(DeadLetter(
-            event_id=event_id, reason="retries exhausted" if exc.retryable else "request refused",
-            task="tasks.run_bulk", args=[call, event_id], rule_id=rule_id, attempts=self.request.retries + 1,
-            request={"method": exc.method, "path": exc.path},
-            response={"status": exc.status, "body_excerpt": exc.body_excerpt}, error=str(exc)))
-        record["outcome"] = f"dead-lettered (letter {letter})"
-    except Exception as exc:  # a bug, not bad input: keep the job for replay once fixed
-        log.warning("bulk job for event %s failed unexpectedly", event_id, exc_info=True)
-        letter = rt.dead.add(DeadLetter(event_id=event_id, reason="internal error", task="tasks.run_bulk",
-                                        args=[call, event_id], rule_id=rule_id, error=f"{type(exc).__name__}: {exc}",
-                                        attempts=self.request.retries + 1))
-        record["outcome"] = f"dead-lettered (letter {letter})"
-    finally:
-        rt.api.remove_listener(listener)
-    _write(rt, event_id, kind, record, calls)
-    return record["outcome"]
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    with run_of(rt, self.request.retries + 1, replay_of, redelivered, again) as run:
+        run.add({"id": event_id, "event": kind})
+        run.field = f"bulk:{kind}:{rule_id}"
+        run.details = {"kind": kind, "rule_id": rule_id, "path": call["path"]}
+        run.current_rules = list(call.get("rule_ids") or [])
+
+        def letters(reason: str, error: str, exc: Any) -> list[DeadLetter]:
+            return [DeadLetter(event_id=event_id, reason=reason, task="tasks.run_bulk", args=[call, event_id],
+                               **letter_fields(run, error, exc))]
+        try:
+            if unprocessable:
+                raise Unprocessable(unprocessable)
+            run.finish(_run(rt, call, event_id, rule_id, run))
+        except Exception as exc:
+            run.finish(settle(self, rt, exc, run, letters))
+    return run.outcome
 
 
-def _run(rt: Any, call: dict[str, Any], event_id: str, rule_id: str | None, meta: dict[str, Any],
-         record: dict[str, Any]) -> str:
+def _run(rt: Any, call: dict[str, Any], event_id: str, rule_id: str | None, run: Run) -> str:
+    meta, record = call.get("meta") or {}, run.details
+    done = Effects(rt.redis, [event_id])
+    key = f"{call['kind']}:{rule_id}:call"
+    if done.done(event_id, key) and not run.again:
+        return "already done: not sent again"
     if call["kind"] in ("bulk_put", "bulk_delete"):
         max_items = int(meta.get("max_items") or DEFAULT_MAX_ITEMS)
         fields = sorted(_BACKUP_FIELDS | set(call.get("body") or {}))
@@ -83,8 +77,6 @@ def _run(rt: Any, call: dict[str, Any], event_id: str, rule_id: str | None, meta
         record["backup_id"] = backup_id
         log.info("bulk %s for event %s: %d items backed up as %s", call["kind"], event_id, len(items), backup_id)
     rt.api.request(call["method"], call["path"], params=call.get("params"), json=call.get("body"))
+    done.record(event_id, key)
     return "done"
 
-
-def _write(rt: Any, event_id: str, kind: str, record: dict[str, Any], calls: list[dict[str, Any]]) -> None:
-    rt.traces.write(event_id, f"bulk:{kind}:{record.get('rule_id')}", {**record, "calls": calls})

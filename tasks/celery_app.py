@@ -7,7 +7,9 @@ Reliability settings, and why:
 - visibility_timeout (VISIBILITY_TIMEOUT, default 300 s): how long an un-acked message waits
   before it is re-delivered (then within ~10 s); well above the longest event task, far below
   kombu's 1 hour;
-- JSON only: tasks take JSON-able arguments and nothing is ever unpickled.
+- JSON only: tasks take JSON-able arguments and nothing is ever unpickled;
+- kombu's Redis transport with one fix (tasks.transport), and after the broker comes back from an outage, the messages that were in flight when it went
+  away are put back on their queue at once (RestoreInFlight), not after the visibility timeout.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import logging
 import ssl
 import sys
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from celery.app.trace import LOG_SUCCESS
 from kombu import Queue
 
@@ -23,6 +25,37 @@ from prepr_automation import store
 from prepr_automation.settings import ConfigError, load_settings
 
 app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk"])
+log = logging.getLogger("tasks.celery_app")
+
+
+class RestoreInFlight(bootsteps.StartStopStep):
+    """On losing the broker, kombu tries to requeue the un-acked messages this worker held and,
+    the broker being down, gives up: they would wait for the visibility timeout (minutes). When
+    the consumer starts again on a new connection, requeue them (a no-op for a message acked or
+    requeued meanwhile): the outage then costs its own length, not the timeout."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c: object, **kwargs: object) -> None:
+        super().__init__(c, **kwargs)
+        self.previous: object | None = None
+
+    def start(self, c: object) -> None:
+        qos = getattr(getattr(getattr(c, "task_consumer", None), "channel", None), "qos", None)
+        old, self.previous = self.previous, qos
+        tags = list(getattr(old, "_delivered", None) or ()) if old is not None and old is not qos else []
+        restored = 0
+        for tag in tags:
+            try:
+                qos.restore_by_tag(tag)  # type: ignore[union-attr]
+                restored += 1
+            except Exception:  # left to the visibility timeout, as without this step
+                log.warning("message %s not requeued after the outage", tag, exc_info=True)
+        if restored:
+            log.warning("requeued %d message(s) in flight when the broker went away", restored)
+
+
+app.steps["consumer"].add(RestoreInFlight)
 
 
 @app.on_configure.connect
@@ -40,6 +73,7 @@ def _configure(sender: Celery, **_: object) -> None:
                  "socket_connect_timeout": 5, "health_check_interval": 30}
     sender.conf.update(
         broker_url=url,
+        broker_transport="tasks.transport:Transport",  # kombu's, surviving an outage (see there)
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         result_backend=None,
@@ -67,7 +101,7 @@ class _OneLinePerEvent(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.msg == LOG_SUCCESS and isinstance(record.args, dict)
-                    and record.args.get("name") == "tasks.process_event")
+                    and record.args.get("name") in ("tasks.process_event", "tasks.run_pending"))
 
 
 @signals.worker_init.connect

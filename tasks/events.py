@@ -1,28 +1,27 @@
-"""The event task: skip our own writes, match, fetch once, plan, lock, execute, trace.
+"""The event task: skip our own writes, coalesce per item, fetch once, plan, lock, execute, trace.
 
 Effects happen at least once but change things once: the plan is recomputed against the item's
 current state on every attempt (retry, re-delivery after a worker died, replay), so a write
-that already landed plans nothing the second time.
+that already landed plans nothing the second time, and effects already sent are recorded
+(tasks.execute). With COALESCE_SECONDS > 0 the events of one item that arrive close together
+are handled by one run (tasks.coalesce, tasks.group).
 """
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
-
-import redis
-import sentry_sdk
-
-from automation import evaluate
-from prepr.errors import PreprError
+from typing import Any, Callable
 
 from .backfill import scoped
 from .celery_app import app
+from .coalesce import Pending
 from .deadletters import DeadLetter
-from .execute import LoopSuspected, Run, execute_plan, resource_of
-from .itemstate import ItemBusy, ItemState
-from .retry import countdown
-from .runtime import RulesUnavailable, Runtime, runtime
+from .execute import execute_plan, resource_of
+from .group import plan_run
+from .itemstate import ItemState
+from .poison import GuardedRequest
+from .policy import Unprocessable, letter_fields, settle
+from .runs import Run, run_of
+from .runtime import Runtime, runtime
 
 log = logging.getLogger("tasks.events")
 
@@ -37,107 +36,133 @@ def own_write(envelope: dict[str, Any], automation_user: str | None) -> bool:
     return performer == automation_user
 
 
-@app.task(name="tasks.process_event", bind=True, max_retries=None)
-def process_event(self, envelope: dict[str, Any], replay_of: str | None = None) -> str:
+@app.task(name="tasks.process_event", bind=True, max_retries=None, Request=GuardedRequest)
+def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, again: bool = False,
+                  unprocessable: str | None = None) -> str:
+    """`again`: a replay a person asked for sends effects that were already sent;
+    `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
-    run = Run(envelope, attempt=self.request.retries + 1, replay_of=replay_of,
-              redelivered=bool((self.request.delivery_info or {}).get("redelivered")))
-    rt.api.add_listener(run.on_call)
-    try:
-        outcome = _process(rt, envelope, run)
-    except (ItemBusy, RulesUnavailable) as exc:
-        run.finish(f"waiting: {exc}")
-        rt.traces.write(str(envelope["id"]), "run", run.to_json())
-        raise self.retry(countdown=countdown(min(self.request.retries, 3), None, base=1.0), max_retries=None)
-    except PreprError as exc:
-        outcome = _failed(self, rt, envelope, run, exc)
-    except LoopSuspected as exc:
-        outcome = _dead_letter(rt, envelope, run, "loop suspected", str(exc), exc.rule_ids)
-    except redis.RedisError:
-        raise self.retry(countdown=5, max_retries=None)  # the store blinked: try again, lose nothing
-    except Exception as exc:  # a bug, not bad input: keep the event for replay once fixed
-        sentry_sdk.capture_exception(exc)
-        log.warning("event %s failed unexpectedly", envelope.get("id"), exc_info=True)  # reported above
-        outcome = _dead_letter(rt, envelope, run, "internal error", f"{type(exc).__name__}: {exc}",
-                               run.current_rules, report=False)
-    finally:
-        rt.api.remove_listener(run.on_call)
-    if not run.traced:
-        run.finish(outcome)
-        rt.traces.write(str(envelope["id"]), "run", run.to_json())
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    with run_of(rt, self.request.retries + 1, replay_of, redelivered, again) as run:
+        run.add(envelope)
+        try:
+            if unprocessable:
+                raise Unprocessable(unprocessable)
+            skip = _skip(rt, envelope)
+            if skip is not None:
+                run.finish(skip)
+            elif rt.settings.coalesce_seconds > 0 and not (envelope.get("backfill") or replay_of or again):
+                run.finish(_join(rt, envelope, run))
+            else:
+                run.finish(_round(rt, envelope, run, None))
+        except Exception as exc:
+            run.finish(settle(self, rt, exc, run, _letters(run)))
+    return _logged(envelope, run.outcome, run)
+
+
+def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
+    """Add the event to its item's pending set; the first one schedules the run (tasks.coalesce)."""
     resource, item_id = resource_of(envelope)
-    log.info("event %s %s %s %s: %s (%.1f ms)", envelope["id"], envelope.get("event"), resource, item_id, outcome,
-             run.elapsed_ms)
-    return outcome
+    pending = Pending(rt.redis, resource, str(item_id), rt.settings.coalesce_seconds)
+    leads, leader = pending.join(envelope)
+    if not leads:
+        return f"merged into run {leader}"
+    run.id = leader
+    due = pending.schedule(run_pending)
+    return f"merged into run {leader} (which it leads, due in {due:.1f}s)"
 
 
-def _process(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
-    settings = rt.settings
-    if own_write(envelope, settings.automation_user_id):
+@app.task(name="tasks.run_pending", bind=True, max_retries=None)
+def run_pending(self, resource: str, item_id: str, leader: str) -> str:
+    """The run of an item's pending events, once the window has passed (else scheduled again)."""
+    rt = runtime()
+    pending = Pending(rt.redis, resource, item_id, rt.settings.coalesce_seconds, leader=leader)
+    if pending.window_left() > 0:
+        return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    with pending.leading(), run_of(rt, self.request.retries + 1, None, redelivered) as run:
+        run.id = leader
+        try:
+            run.finish(_round(rt, {"event": f"{resource}.changed", "payload": {"id": item_id}}, run, pending)
+                       or "nothing pending")
+        except Exception as exc:
+            run.finish(settle(self, rt, exc, run, _letters(run, pending)))
+    if not pending.resign():  # events arrived during the run: they get a window of their own
+        pending.schedule(run_pending)
+    return run.outcome
+
+
+def _skip(rt: Runtime, envelope: dict[str, Any]) -> str | None:
+    """Why this event needs no run at all (None: it does)."""
+    if own_write(envelope, rt.settings.automation_user_id):
         return "skipped: performed by the automation"
     rules = rt.rules
-    if envelope.get("backfill"):  # a backfill job runs its one rule (see tasks.backfill)
-        rules = scoped(rules, envelope)
-        if rules is None:
+    if envelope.get("backfill"):
+        if scoped(rules, envelope) is None:
             return "ignored: the backfilled rule no longer listens to this event"
-    if not rules.rules_for(str(envelope["event"])):
+    elif not rules.rules_for(str(envelope["event"])):
         return "ignored: no enabled rule listens to this event"
-    resource, item_id = resource_of(envelope)
-    if item_id is None:
+    if resource_of(envelope)[1] is None:
         return "ignored: the payload has no item id"
+    return None
+
+
+def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | None) -> str:
+    """One run under the item's lock: the event alone, or everything pending for the item."""
+    settings = rt.settings
+    resource, item_id = resource_of(envelope)
     state = ItemState(rt.redis, f"{resource}:{item_id}", lock_timeout=settings.visibility_timeout,
                       loop_max_writes=settings.loop_max_writes, loop_window=settings.loop_window)
-    # The plan is made again under the lock only if a `changed` condition reads the item's snapshot.
-    fetch = rules.fetch_plan(envelope)
     snapshot, last_fired = state.begin(blocking_timeout=min(30, settings.visibility_timeout / 2))
     try:
-        if snapshot is not None and rules.changed_fields(str(envelope["event"])):
-            fetch = rules.fetch_plan(envelope, snapshot=snapshot)
-        item = None
-        if fetch is not None:
-            item = rt.api.request("GET", fetch.path, params=list(fetch.params))
-            if not isinstance(item, dict) or "id" not in item:
-                raise PreprError("unexpected answer: not a resource object", status=200, method="GET",
-                                 path=fetch.path, body_excerpt=str(item)[:200], retryable=True)
-            run.fetched = fetch.to_json()
-        evaluation = evaluate(rules, envelope, item, snapshot=snapshot, last_fired=last_fired,
-                              channels=rt.channels() if rules.needs_channels(str(envelope["event"])) else None,
-                              now=time.time())
-        run.evaluation = evaluation.to_json()
-        outcome = execute_plan(rt, evaluation.plan, state, run, envelope)
+        envelopes = pending.read() if pending is not None else [envelope]
+        if not envelopes:  # another leader ran them meanwhile
+            state.release()
+            return ""
+        run.parts.clear()
+        for one in envelopes:
+            run.add(one)
+        rules = rt.rules
+        rule_sets = [scoped(rules, e) if e.get("backfill") else rules for e in envelopes]
+        plan = plan_run(rt, run, rule_sets, snapshot, last_fired)
+        outcomes = execute_plan(rt, plan.put, plan.effects, state, run)
     except BaseException:
         state.release()
         raise
-    run.finish(outcome)
-    throttled = [rule_id for rule_id in evaluation.fired if getattr(rules.get(rule_id), "throttle_seconds", None)]
-    # state, trace and lock release in one round trip; only throttled rules need their last firing
-    state.end(evaluation.snapshot, throttled,
-              also=lambda pipe: rt.traces.write(str(envelope["id"]), "run", run.to_json(), pipe))
-    run.traced = True
+    for part in run.parts:
+        part.outcome = outcomes[part.id]
+    run.finish(outcomes.get(str(envelope.get("id"))) or next(iter(outcomes.values())))
+
+    def also(pipe: Any) -> None:
+        run.write(rt, pipe)
+        if pending is not None:
+            pending.remove(pipe, [p.id for p in run.parts])
+
+    state.end(plan.snapshot, plan.throttled, also=also)
+    for part in run.parts:
+        if part.id != str(envelope.get("id")):
+            _logged(part.envelope, part.outcome, run)
+    return run.outcome
+
+
+def _letters(run: Run, pending: Pending | None = None) -> Callable[..., list[DeadLetter]]:
+    """One dead letter per event of the run, each replayable on its own; they leave the pending set."""
+    def make(reason: str, error: str, exc: Any) -> list[DeadLetter]:
+        if not run.parts and pending is not None:  # failed before reading them: they all fail with it
+            for envelope in pending.read():
+                run.add(envelope)
+        letters = [DeadLetter(event_id=p.id, reason=reason, task="tasks.process_event", args=[p.envelope],
+                              **letter_fields(run, error, exc)) for p in run.parts]
+        if pending is not None and run.parts:
+            with pending.client.pipeline(transaction=False) as pipe:
+                pending.remove(pipe, [p.id for p in run.parts])
+                pipe.execute()
+        return letters
+    return make
+
+
+def _logged(envelope: dict[str, Any], outcome: str, run: Run) -> str:
+    resource, item_id = resource_of(envelope)
+    log.info("event %s %s %s %s: %s (%.1f ms)", envelope.get("id"), envelope.get("event"), resource, item_id, outcome,
+             run.elapsed_ms)
     return outcome
-
-
-def _failed(task: Any, rt: Runtime, envelope: dict[str, Any], run: Run, exc: PreprError) -> str:
-    run.error = exc.to_dict()
-    if exc.retryable and task.request.retries < rt.settings.task_max_retries:
-        delay = countdown(task.request.retries, exc.retry_after,
-                          ceiling=max(1.0, rt.settings.visibility_timeout - 30))
-        run.finish(f"retrying in {delay:.1f}s")
-        rt.traces.write(str(envelope["id"]), "run", run.to_json())
-        raise task.retry(countdown=delay, exc=None, max_retries=None)
-    return _dead_letter(rt, envelope, run, "retries exhausted" if exc.retryable else "request refused",
-                        str(exc), run.current_rules, exc)
-
-
-def _dead_letter(rt: Runtime, envelope: dict[str, Any], run: Run, reason: str, error: str,
-                 rule_ids: list[str], exc: PreprError | None = None, report: bool = True) -> str:
-    letter = DeadLetter(
-        event_id=str(envelope["id"]), reason=reason, task="tasks.process_event", args=[envelope],
-        rule_id=",".join(rule_ids) or None, attempts=run.attempt, error=error,
-        request={"method": exc.method, "path": exc.path} if exc and exc.method else run.last_request,
-        response={"status": exc.status, "body_excerpt": exc.body_excerpt} if exc else None,
-    )
-    letter_id = rt.dead.add(letter, report=report)
-    # a warning: the report above is the one Sentry event for this failure
-    log.warning("event %s dead-lettered (%s): %s [letter %s]", envelope["id"], reason, error, letter_id)
-    return f"dead-lettered: {reason} (letter {letter_id})"

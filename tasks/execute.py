@@ -1,24 +1,37 @@
-"""Carrying out a plan, and the record of one run that becomes the trace.
+"""Carrying out a run's plan: the one merged PUT, then each event's own effects, once.
 
 Order matters for at-least-once delivery: the item's PUT goes first, then tracking calls, and
 bulk jobs are handed to the `bulk` queue last, so a failure part-way retries with the PUT
 already applied (re-planned as empty) rather than with bulk jobs queued twice.
+
+Effects are not idempotent (a tracked event counts twice if sent twice), so each one sent is
+recorded in the store with its event (`pa:effects:<event id>`, kind + rules + ordinal) and
+skipped by any later retry, re-delivery or replay of that event; a replay asked for with
+`again` sends them anyway. The record is written right after the call (deferred if the store
+is down, and always before the item's lock is released, see tasks.deferred), so only a process
+killed between the call and the record can send an effect twice.
 """
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from automation import PlannedCall
-from prepr.client import CallRecord
+import redis
 
+from automation import PlannedCall
+from prepr_automation.store import PREFIX
+
+from . import deferred
 from .itemstate import ItemState
 
 if TYPE_CHECKING:
+    from .runs import EventPart, Run
     from .runtime import Runtime
 
 RESOURCES = {"content_item": "publication", "publication": "publication", "asset": "asset", "person": "person"}
-_ORDER = {"put": 0, "track_event": 1}
+EFFECTS_TTL = 30 * 24 * 3600
+_ORDER = {"track_event": 0}
 
 
 class LoopSuspected(Exception):
@@ -34,71 +47,90 @@ def resource_of(envelope: dict[str, Any]) -> tuple[str, str | None]:
     return RESOURCES.get(family, family), (str(item_id) if item_id else None)
 
 
-class Run:
-    """What one attempt at one event did, for the trace."""
+class Effects:
+    """The effects already sent for some events, as recorded in the store."""
 
-    def __init__(self, envelope: dict[str, Any], attempt: int, replay_of: str | None, redelivered: bool) -> None:
-        self.started = time.time()
-        self.attempt = attempt
-        self.replay_of = replay_of
-        self.redelivered = redelivered
-        self.event = envelope.get("event")
-        self.fetched: dict[str, Any] | None = None
-        self.evaluation: dict[str, Any] | None = None
-        self.calls: list[dict[str, Any]] = []
-        self.planned: list[dict[str, Any]] = []
-        self.current_rules: list[str] = []
-        self.error: dict[str, Any] | None = None
-        self.traced = False  # written together with the item's state (tasks.events)
-        self.outcome = ""
-        self.elapsed_ms = 0.0
+    def __init__(self, client: redis.Redis, event_ids: list[str]) -> None:
+        self.client = client
+        with client.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.hgetall(effects_key(event_id))
+            answers = pipe.execute() if event_ids else []
+        self.sent = {e: {k.decode() for k in a} for e, a in zip(event_ids, answers)}
 
-    def on_call(self, record: CallRecord) -> None:
-        self.calls.append({"method": record.method, "path": record.path, "status": record.status,
-                           "ms": round(record.elapsed_ms, 1), **({"error": record.error} if record.error else {})})
+    def done(self, event_id: str, key: str) -> bool:
+        return key in self.sent.get(event_id, set())
 
-    @property
-    def last_request(self) -> dict[str, Any] | None:
-        return {k: self.calls[-1][k] for k in ("method", "path")} if self.calls else None
-
-    def finish(self, outcome: str) -> None:
-        self.outcome = outcome
-        self.elapsed_ms = round((time.time() - self.started) * 1000, 1)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k not in ("current_rules", "traced")}
+    def record(self, event_id: str, key: str) -> None:
+        self.sent.setdefault(event_id, set()).add(key)
+        name, at = effects_key(event_id), f"{time.time():.3f}"
+        deferred.send(self.client, lambda pipe: (pipe.hset(name, key, at), pipe.expire(name, EFFECTS_TTL)))
 
 
-def execute_plan(rt: Runtime, plan: tuple[PlannedCall, ...], state: ItemState, run: Run,
-                 envelope: dict[str, Any]) -> str:
+def effects_key(event_id: str) -> str:
+    return f"{PREFIX}effects:{event_id}"
+
+
+def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[EventPart, PlannedCall]],
+                 state: ItemState, run: Run) -> dict[str, str]:
+    """Send the plan; returns each event's outcome (by event id)."""
     from .bulk import run_bulk  # the bulk task module imports this one
 
-    sent = planned = 0
-    for call in sorted(plan, key=lambda c: _ORDER.get(c.kind, 2)):
+    sent: Counter[str] = Counter()
+    planned: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    dry = rt.settings.dry_run
+    if put is not None:
+        contributors = [p for p in run.parts if any(c.get("kind") == "put" for c in p.planned)]
+        for part in contributors:
+            planned[part.id] += 1
+        if not dry:
+            run.current_rules = list(put.rule_ids)
+            if state.loop_suspected():
+                raise LoopSuspected(state.item_id, state.recent_writes(), state.loop_window, list(put.rule_ids))
+            rt.api.request(put.method, put.path, params=put.params, json=put.body)
+            state.record_write()
+            for part in contributors:
+                sent[part.id] += 1
+                for entry in part.planned:
+                    if entry.get("kind") == "put":
+                        entry["sent"] = True
+    record = Effects(rt.redis, [p.id for p in run.parts]) if effects and not dry else None
+    ordinal: Counter[tuple[str, str]] = Counter()
+    for part, call in sorted(effects, key=lambda pc: (_ORDER.get(pc[1].kind, 1), run.parts.index(pc[0]))):
         entry = call.to_json()
-        run.planned.append(entry)
-        planned += 1
-        if call.dry_run or rt.settings.dry_run:
+        part.planned.append(entry)
+        planned[part.id] += 1
+        if call.dry_run or dry or record is None:
             entry["sent"] = False
+            continue
+        name = f"{call.kind}:{','.join(call.rule_ids)}"
+        ordinal[(part.id, name)] += 1
+        key = f"{name}:{ordinal[(part.id, name)]}"
+        if record.done(part.id, key) and not run.again:
+            entry["sent"], entry["already_sent"] = False, True
+            skipped[part.id] += 1
             continue
         run.current_rules = list(call.rule_ids)
         if call.queue == "bulk":
-            result = run_bulk.apply_async(args=[entry, str(envelope["id"])], queue="bulk")
-            entry["bulk_task"] = result.id
-        elif call.kind == "put":
-            if state.loop_suspected():
-                raise LoopSuspected(state.item_id, state.recent_writes(), state.loop_window, list(call.rule_ids))
-            rt.api.request(call.method, call.path, params=call.params, json=call.body)
-            state.record_write()
+            kwargs = {"again": True} if run.again else {}
+            entry["bulk_task"] = run_bulk.apply_async(args=[entry, part.id], kwargs=kwargs, queue="bulk").id
         else:
             base = rt.api.tracking_url if call.api == "tracking" else None
             rt.api.request(call.method, call.path, params=call.params, json=call.body, base_url=base,
                            expect_json=False)
+        record.record(part.id, key)
         entry["sent"] = True
-        sent += 1
+        sent[part.id] += 1
+    return {p.id: _outcome(p, planned[p.id], sent[p.id], skipped[p.id]) for p in run.parts}
+
+
+def _outcome(part: EventPart, planned: int, sent: int, skipped: int) -> str:
     if not planned:
-        matched = any(r.get("matched") for r in (run.evaluation or {}).get("rules", []))
+        matched = any(r.get("matched") for r in (part.evaluation or {}).get("rules", []))
         return "no change" if matched else "no rule matched"
+    if skipped and not sent:
+        return f"no change: {skipped} effect(s) already sent"
     if not sent:
         return f"dry run: {planned} call(s) planned, none sent"
-    return f"done: {sent} call(s) sent"
+    return f"done: {sent} call(s) sent" + (f", {skipped} already sent" if skipped else "")

@@ -1,12 +1,15 @@
 """The one place that wires settings, store, Prepr client and rule set for a worker process.
 
 Built lazily on the first task (not at import), once per process; a forked pool child builds
-its own, so no socket is shared across a fork.
+its own, so no socket is shared across a fork. Thread-safe for a threads pool: one build per
+process (under a lock), and every part is shared by the pool's threads (redis-py's pool, the
+Prepr client whose call listeners are per thread, the live rule set).
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +31,7 @@ from .traces import TraceWriter
 
 log = logging.getLogger("tasks.runtime")
 CHANNELS_TTL = 300.0
+_build_lock = threading.Lock()
 
 
 class RulesUnavailable(Exception):
@@ -59,25 +63,35 @@ class Runtime:
 
     def channels(self) -> list[dict[str, Any]]:
         """Prepr's channel list, shared by every event of this process for a few minutes."""
-        if not self._channels or time.monotonic() - self._channels_at > CHANNELS_TTL:
-            self._channels, self._channels_at = list(self.api.list_channels()), time.monotonic()
-        return self._channels
+        channels, at = self._channels, self._channels_at
+        if not channels or time.monotonic() - at > CHANNELS_TTL:
+            channels = list(self.api.list_channels())
+            self._channels, self._channels_at = channels, time.monotonic()  # one assignment each: atomic
+        return channels
+
+
+def _api(pid: int) -> PreprClient:
+    with _build_lock:
+        return _api_of(pid)
 
 
 @lru_cache(maxsize=1)
-def _api(pid: int) -> PreprClient:
-    rt = runtime()
+def _api_of(pid: int) -> PreprClient:
+    rt = _runtime_of(pid)
     limiter = RateLimiter(rt.redis, rt.settings.rate_limit, key="prepr")
     return PreprClient(rt.settings.api_url, rt.settings.access_token or "", rt.settings.tracking_url,
                        rate_limiter=limiter)
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
-    return _runtime(os.getpid()) if settings is None else _build(settings)
+    if settings is not None:
+        return _build(settings)
+    with _build_lock:
+        return _runtime_of(os.getpid())
 
 
 @lru_cache(maxsize=1)
-def _runtime(pid: int) -> Runtime:
+def _runtime_of(pid: int) -> Runtime:
     return _build(load_settings())
 
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from prepr_automation import history, store
 from prepr_automation.observability import scrub_text
@@ -21,11 +22,11 @@ class TraceWriter:
         self.ttl = ttl
         self.secrets = secrets
 
-    def write(self, event_id: str, field: str, data: Any, pipe: store.Batch | None = None) -> None:
+    def write(self, event_id: str, field: str, data: Any, pipe: Pipeline | None = None) -> None:
         """Set one field of the event's trace; into `pipe` when given (the caller executes it)."""
         key = store.trace_key(event_id)
-        value = scrub_text(json.dumps(data, default=str), self.secrets)
-        target = pipe if pipe is not None else store.Batch(self.client)
+        value = scrub_text(encode(data), self.secrets)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         target.hset(key, field, value)
         target.expire(key, self.ttl)
         if field == "run":  # the console's event list and counts (one command in the same round trip)
@@ -35,3 +36,11 @@ class TraceWriter:
 
     def read(self, event_id: str) -> dict[str, Any] | None:
         return store.read_trace(self.client, event_id)
+
+
+def encode(data: Any) -> str:
+    """JSON for the store; data too deeply nested to encode becomes a short note, never an error."""
+    try:
+        return json.dumps(data, default=str)
+    except (RecursionError, ValueError) as exc:
+        return json.dumps({"unencodable": f"{type(exc).__name__}: {str(exc)[:200]}"})

@@ -18,6 +18,16 @@ from tests.conftest import BIN, ROOT, Processes, Sandbox
 from webhooks.intake import Intake
 
 EDITOR = {"id": "editor-0000-4000-8000-000000000001"}
+# A rule with an item change and a per-event effect: each event's marker tag, its own tracked event.
+TRACK = """
+version: 1
+rules:
+  - id: tag-and-track
+    on: [content_item.changed]
+    do:
+      - add_tags: ["{{ event.payload.marker }}"]
+      - track_event: {label: Seen, customer: "{{ event.id }}"}
+"""
 FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run", "refused",
          "nothing matched")
 
@@ -38,9 +48,10 @@ class Service:
         return {**self.sandbox.env, "CELERY_BROKER_URL": self.redis_url, "RULES_PATH": str(self.rules_path),
                 "DATA_DIR": str(self.tmp / "var"), **extra}
 
-    def start_worker(self, concurrency: int = 1, queues: str = "celery,bulk", **extra: str) -> subprocess.Popen:
+    def start_worker(self, concurrency: int = 1, queues: str = "celery,bulk", pool: str = "prefork",
+                     **extra: str) -> subprocess.Popen:
         proc = self.processes.start(
-            [str(BIN / "celery"), "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency),
+            [str(BIN / "celery"), "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
              "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"w{len(self.workers)}@%h"],
             self.env(**extra), f"worker-{len(self.workers)}")
         self.workers.append(proc)

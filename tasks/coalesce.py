@@ -1,0 +1,133 @@
+"""Coalescing (SPEC §8): events for one item arriving within COALESCE_SECONDS become one run.
+
+Every event task adds its envelope to the item's pending set in Redis (a sorted set of event
+ids by arrival, and a hash of their envelopes) in one Lua call that also elects a leader: the
+first event to find no leader becomes it and schedules the run (`tasks.run_pending`, a message
+due when the window has passed); the others return "merged into run <leader>" once their
+envelope is in the store. Events are ordered by when the receiver took them. Nobody waits in a worker slot: the window is a message's countdown,
+sliding from the latest arrival and capped at four windows after the first. The run reads
+what is pending under the item's lock and removes what it handled in the pipeline that
+releases the lock; it resigns only when nothing is pending (checked atomically), else it
+schedules itself again for what arrived meanwhile.
+
+Nothing is lost when a worker dies: envelopes stay pending until a run has handled them; the
+scheduled run is an un-acknowledged message, delivered again (acks_late) if its worker dies;
+the leader's claim names the leading event, so that event's own message, delivered again,
+schedules the run again. A claim that lapsed (LEASE_MARGIN past the due time) lets the next
+event lead: two runs at once are harmless, the item lock orders them and each reads what is
+pending under it.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import redis
+from redis.client import Pipeline
+
+from prepr_automation.store import PREFIX, trace_key
+
+LEASE_MARGIN = 30.0  # seconds a claim outlives its run's due time (or its last heartbeat)
+PENDING_TTL = 30 * 24 * 3600
+
+# KEYS: order (zset), envelopes (hash), leader, trace  ARGV: event id, envelope, now, lease ms, ttl
+# An event's place is when the receiver took it (its trace's `received` record), else now.
+_JOIN = """
+local at = ARGV[3]
+local record = redis.call('HGET', KEYS[4], 'received')
+if record then
+  local ok, decoded = pcall(cjson.decode, record)
+  if ok and type(decoded) == 'table' and tonumber(decoded['received_at']) then at = decoded['received_at'] end
+end
+if redis.call('ZADD', KEYS[1], 'NX', at, ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local leader = redis.call('GET', KEYS[3])
+if leader and leader ~= ARGV[1] then return {0, leader} end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
+return {1, ARGV[1]}
+"""
+# KEYS: order, leader  ARGV: leader, force (1: resign whatever is pending)
+_RESIGN = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 1 end
+if ARGV[2] == '1' or redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return 1 end
+return 0
+"""
+# KEYS: leader  ARGV: leader, lease ms
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Pending:
+    """One item's pending events and its leader's claim."""
+
+    def __init__(self, client: redis.Redis, resource: str, item_id: str, window: float,
+                 leader: str = "") -> None:
+        self.client, self.resource, self.item_id, self.window = client, resource, item_id, window
+        self.cap = window * 4
+        item = f"{resource}:{item_id}"
+        self.order, self.envelopes = f"{PREFIX}pending:{item}", f"{PREFIX}pending-env:{item}"
+        self.leader_key = f"{PREFIX}leader:{item}"
+        self.leader = leader
+
+    def join(self, envelope: dict[str, Any]) -> tuple[bool, str]:
+        """Durably add the envelope; (True, its id) when it leads, else (False, the leader's id)."""
+        led, leader = self.client.eval(_JOIN, 4, self.order, self.envelopes, self.leader_key,
+                                       trace_key(str(envelope["id"])), str(envelope["id"]),
+                                       json.dumps(envelope), f"{time.time():.6f}",
+                                       int((self.cap + LEASE_MARGIN) * 1000), PENDING_TTL)
+        self.leader = leader.decode() if isinstance(leader, bytes) else str(leader)
+        return led == 1, self.leader
+
+    def window_left(self) -> float:
+        """Seconds until COALESCE_SECONDS passed since the latest arrival, or the cap since the first."""
+        stamps = [score for _, score in self.client.zrange(self.order, 0, -1, withscores=True)]
+        if not stamps:
+            return 0.0
+        return min(max(stamps) + self.window, min(stamps) + self.cap) - time.time()
+
+    def schedule(self, task: Any) -> float:
+        """Send the run's message, due when the window has passed; returns the delay."""
+        due = max(self.window_left(), 0.05)
+        self.client.eval(_RENEW, 1, self.leader_key, self.leader, int((due + LEASE_MARGIN) * 1000))
+        task.apply_async(args=[self.resource, self.item_id, self.leader], countdown=due)
+        return due
+
+    def read(self) -> list[dict[str, Any]]:
+        """The pending envelopes, oldest first (call under the item's lock)."""
+        ids = [i.decode() for i in self.client.zrange(self.order, 0, -1)]
+        raw = self.client.hmget(self.envelopes, ids) if ids else []
+        return [json.loads(r) for r in raw if r is not None]
+
+    def remove(self, pipe: Pipeline, event_ids: list[str]) -> None:
+        if event_ids:
+            pipe.zrem(self.order, *event_ids)
+            pipe.hdel(self.envelopes, *event_ids)
+
+    def resign(self, force: bool = False) -> bool:
+        """Give up the claim when nothing is pending (or `force`); False: there is more to run."""
+        return self.client.eval(_RESIGN, 2, self.order, self.leader_key, self.leader, "1" if force else "0") == 1
+
+    @contextmanager
+    def leading(self) -> Iterator[None]:
+        """Keep the claim alive while the run works (a heartbeat thread)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(LEASE_MARGIN / 3):
+                try:
+                    self.client.eval(_RENEW, 1, self.leader_key, self.leader, int(LEASE_MARGIN * 1000))
+                except redis.RedisError:
+                    pass  # the claim may lapse: a second run is harmless (see the module doc)
+
+        thread = threading.Thread(target=beat, name=f"lease-{self.leader}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
