@@ -137,7 +137,7 @@ def test_a_real_worker_consumes_what_the_receiver_queued(processes: Processes, r
     processes.start([str(BIN / "celery"), "-A", "tasks", "worker", "-Q", "celery,bulk", "-c", "1",
                      "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
                     {"CELERY_BROKER_URL": redis_url, "PREPR_ACCESS_TOKEN": "t", "RULES_PATH": str(rules),
-                     "PREPR_API_URL": "http://127.0.0.1:9"}, "worker")
+                     "PREPR_API_URL": "http://127.0.0.1:9", "COALESCE_SECONDS": "0"}, "worker")
     body = json.dumps({"id": "consumed-1", "event": "content_item.changed", "payload": {"id": "x", "label": "Post"}})
     assert post(url, body.encode()).status_code == 202
     deadline = time.monotonic() + 30
