@@ -102,7 +102,7 @@ class Bench:
         worker = self.procs.start(f"worker-{name}", _stack.worker_args("tasks", f"bench-{name}", self.worker_line),
                                   self.env)
         event = envelope("content_item.changed", warm["id"])
-        self.intake.accept(event, enqueue=True)
+        self.intake.accept(event, "queued")
         self.wait_traced([event["id"]], 60, worker)
         self.sandbox.admin("PUT", "remote", {"latency_ms": LATENCY_MS, "rate_limit": PREPR_WINDOWS})
         self.sandbox.admin("DELETE", "requests")
@@ -153,7 +153,7 @@ class Bench:
             saved, self.intake_module.QUEUE = self.intake_module.QUEUE, STAGING
             try:
                 for event in events:
-                    self.intake.accept(event, enqueue=True)
+                    self.intake.accept(event, "queued")
             finally:
                 self.intake_module.QUEUE = saved
             start = time.time()
@@ -189,7 +189,7 @@ class Bench:
                     item = event["payload"]["id"]
                     if item in pending and at >= max(t for t, e in plan.deliveries if e["payload"]["id"] == item):
                         pending.pop(item).result()  # the editor's change is saved before its webhook
-                    self.intake.accept(dict(event), enqueue=True)
+                    self.intake.accept(dict(event), "queued")
                 last = time.monotonic()
             result.untraced = self.wait_traced([e["id"] for _, e in plan.deliveries], 120, worker)
             result.lag = time.monotonic() - last

@@ -16,12 +16,12 @@ def test_a_redelivered_event_sends_its_effects_once_and_a_replay_again_resends(s
     item_id = find_item(service.sandbox, "Late winner")["id"]
     envelope = {"id": str(uuid.uuid4()), "event": "content_item.changed", "created_on": int(time.time()),
                 "performed_by": EDITOR, "payload": {"id": item_id, "marker": "seen"}}
-    assert service.intake.accept(envelope, enqueue=True) == "queued"
+    assert service.intake.accept(envelope, "queued") == "queued"
     assert service.wait(envelope["id"])["run"]["outcome"] == "done: 2 call(s) sent"
 
     service.redis.delete(f"pa:seen:{envelope['id']}")  # the same message on the queue again
     service.redis.hdel(f"pa:trace:{envelope['id']}", "run")
-    assert service.intake.accept(envelope, enqueue=True) == "queued"
+    assert service.intake.accept(envelope, "queued") == "queued"
     again = service.wait(envelope["id"])["run"]
     assert again["outcome"] == "no change: 1 effect(s) already sent"
     assert again["planned"][0]["already_sent"] is True
