@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from automation import PlannedCall
+from automation.resources import FAMILIES
 from prepr_automation.store import PREFIX
 
 from . import deferred
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from .runs import EventPart, Run
     from .runtime import Runtime
 
-RESOURCES = {"content_item": "publication", "publication": "publication", "asset": "asset", "person": "person"}
 EFFECTS_TTL = 30 * 24 * 3600
 _ORDER = {"track_event": 0}
 
@@ -44,7 +44,7 @@ def resource_of(envelope: dict[str, Any]) -> tuple[str, str | None]:
     family = str(envelope.get("event", "")).split(".", 1)[0]
     payload = envelope.get("payload") or {}
     item_id = payload.get("id") if isinstance(payload, dict) else None
-    return RESOURCES.get(family, family), (str(item_id) if item_id else None)
+    return FAMILIES.get(family, family), (str(item_id) if item_id else None)
 
 
 class Effects:
