@@ -109,15 +109,20 @@ class Bench:
         return worker
 
     def wait_traced(self, ids: list[str], timeout: float, worker: Any) -> int:
-        """Wait until every event's trace has an outcome; return how many have none by `timeout`."""
-        from prepr_automation import store
+        """Wait until every event's trace has a final outcome (not merged, retrying or waiting: its
+        run has ended); return how many have none by `timeout`."""
+        from prepr_automation import history, store
+
+        def final(raw: bytes | None) -> bool:
+            outcome = json.loads(raw).get("outcome") if raw else None
+            return bool(outcome) and history.kind(outcome) not in history.PENDING_KINDS
 
         deadline = time.monotonic() + timeout
         while True:
             with self.client.pipeline(transaction=False) as pipe:
                 for event_id in ids:
                     pipe.hget(store.trace_key(event_id), "run")
-                missing = sum(1 for raw in pipe.execute() if not raw or not json.loads(raw).get("outcome"))
+                missing = sum(1 for raw in pipe.execute() if not final(raw))
             if not missing or time.monotonic() > deadline:
                 return missing
             if worker.poll() is not None:
@@ -150,12 +155,9 @@ class Bench:
         try:
             events = [envelope("content_item.changed", item["id"]) for item in items]
             self.client.delete(STAGING)
-            saved, self.intake_module.QUEUE = self.intake_module.QUEUE, STAGING
-            try:
-                for event in events:
-                    self.intake.accept(event, "queued")
-            finally:
-                self.intake_module.QUEUE = saved
+            staging = self.intake_module.Intake(self.client, 3600, 3600, queue=STAGING)  # the list only
+            for event in events:
+                staging.accept(event, "queued")
             start = time.time()
             self.client.rename(STAGING, "celery")
             result.untraced = self.wait_traced([e["id"] for e in events], 3 * result.fastest + 60, worker)

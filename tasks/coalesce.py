@@ -10,6 +10,12 @@ what is pending under the item's lock and removes what it handled in the pipelin
 releases the lock; it resigns only when nothing is pending (checked atomically), else it
 schedules itself again for what arrived meanwhile.
 
+The window never leaves the token's budget idle while work waits: when more items are waiting
+out their window than the budget can serve within one window (`burst_size`), a new item's run
+starts at once. In a burst (a bulk-webhook trigger: one event per item) the budget is busy from
+the first second, and the last items still wait at least a window behind the others; sparse
+traffic (an editor's created -> changed -> published) keeps its window.
+
 Nothing is lost when a worker dies: envelopes stay pending until a run has handled them; the
 scheduled run is an un-acknowledged message, delivered again (acks_late) if its worker dies;
 the leader's claim names the leading event, so that event's own message, delivered again,
@@ -20,6 +26,7 @@ pending under it.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -28,11 +35,30 @@ from typing import Any, Iterator
 import redis
 from redis.client import Pipeline
 
+from prepr.ratelimit import parse_rate_limit
 from prepr_automation.store import PREFIX, trace_key
 
 LEASE_MARGIN = 30.0  # seconds a claim outlives its run's due time (or its last heartbeat)
 PENDING_TTL = 30 * 24 * 3600
+WAITING = f"{PREFIX}coalesce:waiting"  # item -> due time of every run waiting out its window
+CALLS_PER_ITEM = 2  # a GET and a PUT
 
+
+def burst_size(rate_limit: str, window: float) -> int:
+    """How many items the budget serves within one window: past that, waiting only idles it."""
+    capacity = min(item.amount * max(1, math.ceil(window / item.get_expiry()))
+                   for item in parse_rate_limit(rate_limit))
+    return max(1, capacity // CALLS_PER_ITEM)
+
+
+# KEYS: waiting  ARGV: item, due time, stale before, burst size (0: always wait)
+# Counting and joining the waiting items is one step, so concurrent leaders never all wait.
+_WAIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
 # KEYS: order (zset), envelopes (hash), leader, trace  ARGV: event id, envelope, now, lease ms, ttl
 # An event's place is when the receiver took it (its trace's `received` record), else now.
 _JOIN = """
@@ -73,7 +99,7 @@ class Pending:
         item = f"{resource}:{item_id}"
         self.order, self.envelopes = f"{PREFIX}pending:{item}", f"{PREFIX}pending-env:{item}"
         self.leader_key = f"{PREFIX}leader:{item}"
-        self.leader = leader
+        self.item, self.leader = item, leader
 
     def join(self, envelope: dict[str, Any]) -> tuple[bool, str]:
         """Durably add the envelope; (True, its id) when it leads, else (False, the leader's id)."""
@@ -91,12 +117,20 @@ class Pending:
             return 0.0
         return min(max(stamps) + self.window, min(stamps) + self.cap) - time.time()
 
-    def schedule(self, task: Any) -> float:
-        """Send the run's message, due when the window has passed; returns the delay."""
-        due = max(self.window_left(), 0.05)
+    def schedule(self, task: Any, burst: int = 0) -> tuple[float, bool]:
+        """Send the run's message, due when the window has passed; (the delay, whether it is due at
+        once because `burst` items already wait out their window — 0: always wait)."""
+        due, now = max(self.window_left(), 0.05), time.time()
+        at_once = not self.client.eval(_WAIT, 1, WAITING, self.item, now + due, now - LEASE_MARGIN, burst)
+        due = 0.05 if at_once else due
         self.client.eval(_RENEW, 1, self.leader_key, self.leader, int((due + LEASE_MARGIN) * 1000))
-        task.apply_async(args=[self.resource, self.item_id, self.leader], countdown=due)
-        return due
+        task.apply_async(args=[self.resource, self.item_id, self.leader], kwargs={"now": True} if at_once else None,
+                         countdown=due)
+        return due, at_once
+
+    def started(self) -> None:
+        """The run no longer waits: it leaves the count of waiting items."""
+        self.client.zrem(WAITING, self.item)
 
     def read(self) -> list[dict[str, Any]]:
         """The pending envelopes, oldest first (call under the item's lock)."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from .backfill import scoped
 from .celery_app import app
-from .coalesce import Pending
+from .coalesce import Pending, burst_size
 from .deadletters import DeadLetter
 from .execute import execute_plan, resource_of
 from .group import plan_run
@@ -68,17 +68,19 @@ def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
     if not leads:
         return f"merged into run {leader}"
     run.id = leader
-    due = pending.schedule(run_pending)
-    return f"merged into run {leader} (which it leads, due in {due:.1f}s)"
+    due, at_once = pending.schedule(run_pending, burst_size(rt.settings.rate_limit, rt.settings.coalesce_seconds))
+    return f"merged into run {leader} (which it leads, due in {due:.1f}s{', a burst: at once' if at_once else ''})"
 
 
 @app.task(name="tasks.run_pending", bind=True, max_retries=None)
-def run_pending(self, resource: str, item_id: str, leader: str) -> str:
-    """The run of an item's pending events, once the window has passed (else scheduled again)."""
+def run_pending(self, resource: str, item_id: str, leader: str, now: bool = False) -> str:
+    """The run of an item's pending events, once the window has passed (else scheduled again);
+    `now`: at once, in a burst (tasks.coalesce)."""
     rt = runtime()
     pending = Pending(rt.redis, resource, item_id, rt.settings.coalesce_seconds, leader=leader)
-    if pending.window_left() > 0:
-        return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    if not now and pending.window_left() > 0:
+        return f"not yet: due again in {pending.schedule(run_pending)[0]:.1f}s"
+    pending.started()
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     with pending.leading(), run_of(rt, self.request.retries + 1, None, redelivered) as run:
         run.id = leader

@@ -142,3 +142,22 @@ def test_a_worker_killed_mid_window_loses_no_merged_event(service: Service) -> N
     assert {"changed-one", "changed-two", "published"} <= set(tag_names(service.item(item_id)))
     assert _tracked_customers(service) == Counter(events)
     assert service.redis.zcard(f"pa:pending:publication:{item_id}") == 0
+
+
+def test_a_burst_past_the_budget_of_one_window_runs_at_once_and_each_item_once(service: Service) -> None:
+    """2/second and a 2 s window: the budget serves 2 items (a GET and a PUT each) within one window,
+    so of 5 items arriving together 2 wait out their window and 3 run at once (tasks.coalesce)."""
+    service.rules(TWO_RULES)
+    worker = service.start_worker(concurrency=8, pool="threads", COALESCE_SECONDS="2", PREPR_RATE_LIMIT="2/second")
+    items = [i["id"] for i in service.sandbox.client().list_publications(limit=5)]
+    assert len(items) == 5
+    service.sandbox.clear_requests()
+    events = [service.send("content_item.published", item) for item in items]
+    traces = [service.wait(e, timeout=60)["run"] for e in events]
+
+    assert all(t["outcome"].startswith("done") for t in traces)
+    leads = [line for line in worker.log_path.read_text().splitlines() if "which it leads" in line]
+    assert len(leads) == 5
+    assert sum("a burst: at once" in line for line in leads) == 3
+    assert (len(service.calls(method="GET")), len(service.calls(method="PUT"))) == (5, 5)
+    assert service.redis.zcard("pa:coalesce:waiting") == 0
