@@ -12,7 +12,7 @@ schedules itself again for what arrived meanwhile.
 
 The window never leaves the token's budget idle while work waits: when more items are waiting
 out their window than the budget can serve within one window (`burst_size`), a new item's run
-starts at once. In a burst (a bulk-webhook trigger: one event per item) the budget is busy from
+starts at once, in its leading event's own task (no message to queue behind the burst). In a burst (a bulk-webhook trigger: one event per item) the budget is busy from
 the first second, and the last items still wait at least a window behind the others; sparse
 traffic (an editor's created -> changed -> published) keeps its window.
 
@@ -117,16 +117,16 @@ class Pending:
             return 0.0
         return min(max(stamps) + self.window, min(stamps) + self.cap) - time.time()
 
-    def schedule(self, task: Any, burst: int = 0) -> tuple[float, bool]:
-        """Send the run's message, due when the window has passed; (the delay, whether it is due at
-        once because `burst` items already wait out their window — 0: always wait)."""
+    def schedule(self, task: Any, burst: int = 0) -> float | None:
+        """Send the run's message, due when the window has passed; returns the delay. None: no
+        message, the caller runs it at once, since `burst` items already wait out their window
+        (0: always wait)."""
         due, now = max(self.window_left(), 0.05), time.time()
-        at_once = not self.client.eval(_WAIT, 1, WAITING, self.item, now + due, now - LEASE_MARGIN, burst)
-        due = 0.05 if at_once else due
+        if not self.client.eval(_WAIT, 1, WAITING, self.item, now + due, now - LEASE_MARGIN, burst):
+            return None
         self.client.eval(_RENEW, 1, self.leader_key, self.leader, int((due + LEASE_MARGIN) * 1000))
-        task.apply_async(args=[self.resource, self.item_id, self.leader], kwargs={"now": True} if at_once else None,
-                         countdown=due)
-        return due, at_once
+        task.apply_async(args=[self.resource, self.item_id, self.leader], countdown=due)
+        return due
 
     def started(self) -> None:
         """The run no longer waits: it leaves the count of waiting items."""

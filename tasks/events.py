@@ -43,6 +43,7 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, 
     `unprocessable`: why the message cannot be handled (tasks.poison): dead-lettered at once."""
     rt = runtime()
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    lead: Pending | None = None
     with run_of(rt, self.request.retries + 1, replay_of, redelivered, again) as run:
         run.add(envelope)
         try:
@@ -52,43 +53,53 @@ def process_event(self, envelope: dict[str, Any], replay_of: str | None = None, 
             if skip is not None:
                 run.finish(skip)
             elif rt.settings.coalesce_seconds > 0 and not (envelope.get("backfill") or replay_of or again):
-                run.finish(_join(rt, envelope, run))
+                outcome, lead = _join(rt, envelope, run)
+                run.finish(outcome)
             else:
                 run.finish(_round(rt, envelope, run, None))
         except Exception as exc:
             run.finish(settle(self, rt, exc, run, _letters(run)))
-    return _logged(envelope, run.outcome, run)
+    _logged(envelope, run.outcome, run)
+    if lead is not None:  # a burst: the run starts at once, here (a retry joins and leads again)
+        return _lead(self, rt, lead, redelivered)
+    return run.outcome
 
 
-def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> str:
-    """Add the event to its item's pending set; the first one schedules the run (tasks.coalesce)."""
+def _join(rt: Runtime, envelope: dict[str, Any], run: Run) -> tuple[str, Pending | None]:
+    """Add the event to its item's pending set; the first one leads the run (tasks.coalesce):
+    scheduled when the window has passed, or returned to be run at once in a burst."""
     resource, item_id = resource_of(envelope)
     pending = Pending(rt.redis, resource, str(item_id), rt.settings.coalesce_seconds)
     leads, leader = pending.join(envelope)
     if not leads:
-        return f"merged into run {leader}"
+        return f"merged into run {leader}", None
     run.id = leader
-    due, at_once = pending.schedule(run_pending, burst_size(rt.settings.rate_limit, rt.settings.coalesce_seconds))
-    return f"merged into run {leader} (which it leads, due in {due:.1f}s{', a burst: at once' if at_once else ''})"
+    due = pending.schedule(run_pending, burst_size(rt.settings.rate_limit, rt.settings.coalesce_seconds))
+    if due is None:
+        return f"merged into run {leader} (which it leads, a burst: at once)", pending
+    return f"merged into run {leader} (which it leads, due in {due:.1f}s)", None
 
 
 @app.task(name="tasks.run_pending", bind=True, max_retries=None)
-def run_pending(self, resource: str, item_id: str, leader: str, now: bool = False) -> str:
-    """The run of an item's pending events, once the window has passed (else scheduled again);
-    `now`: at once, in a burst (tasks.coalesce)."""
+def run_pending(self, resource: str, item_id: str, leader: str) -> str:
+    """The run of an item's pending events, once the window has passed (else scheduled again)."""
     rt = runtime()
     pending = Pending(rt.redis, resource, item_id, rt.settings.coalesce_seconds, leader=leader)
-    if not now and pending.window_left() > 0:
-        return f"not yet: due again in {pending.schedule(run_pending)[0]:.1f}s"
+    if pending.window_left() > 0:
+        return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    return _lead(self, rt, pending, bool((self.request.delivery_info or {}).get("redelivered")))
+
+
+def _lead(task: Any, rt: Runtime, pending: Pending, redelivered: bool) -> str:
+    """The leader's run: everything pending for the item, under its lock, in one round."""
     pending.started()
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    with pending.leading(), run_of(rt, self.request.retries + 1, None, redelivered) as run:
-        run.id = leader
+    with pending.leading(), run_of(rt, task.request.retries + 1, None, redelivered) as run:
+        run.id = pending.leader
         try:
-            run.finish(_round(rt, {"event": f"{resource}.changed", "payload": {"id": item_id}}, run, pending)
-                       or "nothing pending")
+            item = {"event": f"{pending.resource}.changed", "payload": {"id": pending.item_id}}
+            run.finish(_round(rt, item, run, pending) or "nothing pending")
         except Exception as exc:
-            run.finish(settle(self, rt, exc, run, _letters(run, pending)))
+            run.finish(settle(task, rt, exc, run, _letters(run, pending)))
     if not pending.resign():  # events arrived during the run: they get a window of their own
         pending.schedule(run_pending)
     return run.outcome
