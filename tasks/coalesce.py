@@ -12,9 +12,11 @@ schedules itself again for what arrived meanwhile.
 
 The window never leaves the token's budget idle while work waits: when more items are waiting
 out their window than the budget can serve within one window (`burst_size`), a new item's run
-starts at once, in its leading event's own task (no message to queue behind the burst). In a burst (a bulk-webhook trigger: one event per item) the budget is busy from
-the first second, and the last items still wait at least a window behind the others; sparse
-traffic (an editor's created -> changed -> published) keeps its window.
+starts at once, in its leading event's own task (no message to queue behind the burst; if that
+task dies, its redelivered message joins and leads again). In a burst (a bulk-webhook trigger:
+one event per item) the budget is busy from the first second, and the last items still wait at
+least a window behind the others; sparse traffic (an editor's created -> changed -> published)
+keeps its window.
 
 Nothing is lost when a worker dies: envelopes stay pending until a run has handled them; the
 scheduled run is an un-acknowledged message, delivered again (acks_late) if its worker dies;
