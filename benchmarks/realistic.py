@@ -77,8 +77,8 @@ def section(results: list[Result], described: str, worker: str) -> str:
     lines += ["", f"Replay: {REPLAY} deliveries for {len(plan.items)} items over {plan.original_span / 3600:.1f} h of "
               f"the corpus, replayed in {plan.span:.0f} s (gaps ≤ {_corpus.KEEP:g} s kept); {len(plan.retitles)} items "
               f"retitled by an editor before their last event. Minimum PUT: one per item, two for a retitled item "
-              "whose "
-              f"last two events are more than COALESCE_SECONDS ({COALESCE:g} s) apart. Fastest schedule: "
+              f"whose earlier events formed a run due before the retitle (COALESCE_SECONDS {COALESCE:g} s, "
+              "sliding, capped at four windows). Fastest schedule: "
               "2 calls per event, each sent as early as every window of Prepr allows, plus one latency.", ""]
     return "\n".join(lines)
 
