@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --strip-extras \
-	--allow-unsafe --no-emit-index-url --no-emit-find-links
+	--allow-unsafe --no-emit-options
 
 .PHONY: run test bench fuzz fuzz-rules validate requirements clean
 
