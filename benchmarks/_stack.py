@@ -19,59 +19,28 @@ from typing import Any, Iterator
 import redis
 import requests
 
+from prepr_automation.processes import Supervisor
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TOKEN = "bench-e2e-token"
 USER_ID = "b3e2e000-0000-4000-8000-00000000a07a"   # the automation's user in the sandbox
 
 
-class Processes:
-    """Every subprocess this benchmark starts, each in its own session; all stopped on exit."""
+class Processes(Supervisor):
+    """Every subprocess a benchmark starts, each logging to a file; all stopped however it ends
+    (prepr_automation.processes: own process group, parent-death signal, stopped at exit)."""
 
     def __init__(self, logs: Path) -> None:
+        super().__init__(grace=20.0)
         self.logs = logs
-        self.procs: list[subprocess.Popen] = []
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:  # type: ignore[override]
         log = self.logs / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(args, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = super().start(args, name=name, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
         proc.log = log  # type: ignore[attr-defined]
-        self.procs.append(proc)
         return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout)
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-    def close(self) -> None:
-        """Stop them all, even if a signal or an error interrupts one stop; then re-raise it."""
-        interrupted: BaseException | None = None
-        for proc in reversed(self.procs):
-            for _ in range(2):
-                try:
-                    self.stop(proc)
-                    break
-                except BaseException as exc:  # keep stopping the others (a second try, then SIGKILL)
-                    interrupted = interrupted or exc
-                    if proc.poll() is None:
-                        try:
-                            os.killpg(proc.pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-        if isinstance(interrupted, (SystemExit, KeyboardInterrupt)):
-            raise interrupted
-        if interrupted is not None:
-            print(f"e2e: could not stop a process cleanly: {interrupted!r}", file=sys.stderr)
 
 
 @contextmanager
