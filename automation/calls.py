@@ -63,9 +63,14 @@ class FetchPlan:
         return resource_path(self.resource, self.id)
 
     @property
+    def field_list(self) -> tuple[str, ...] | None:
+        """The `fields` to ask Prepr for; None: the whole resource."""
+        return None if "*" in self.fields or not self.fields else self.fields
+
+    @property
     def params(self) -> tuple[tuple[str, str], ...]:
-        wanted = [f for f in self.fields if f != "*"]
-        return (("fields", ",".join(wanted)),) if wanted and "*" not in self.fields else ()
+        wanted = self.field_list
+        return (("fields", ",".join(wanted)),) if wanted else ()
 
     def to_json(self) -> dict:
         return {"method": "GET", "path": self.path, "params": [list(p) for p in self.params],

@@ -7,7 +7,7 @@ error carries `file:line:col: key.path: message`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,9 @@ def discover(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
-    """Load and validate every rule file under `path`; raise RuleSetError listing all errors."""
+def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT, dialect: str | None = None) -> RuleSet:
+    """Load and validate every rule file under `path`; raise RuleSetError listing all errors.
+    `dialect`: the Prepr API dialect when known (PREPR_API), so what it lacks is an error."""
     root = Path(path)
     if not root.exists():
         raise RuleSetError([RuleError(str(path), 1, 1, "", "no such rule file or folder")])
@@ -68,7 +69,7 @@ def load_rules(path: str | Path, *, encode_filter: Any = _DEFAULT) -> RuleSet:
     compiled: list[tuple[Path, Source, Compiled]] = []
     for file in discover(root):
         source = Source.read(file)
-        env = BuildEnv(source_dir=file.parent, vocab_files=vocab_files, encode_filter=encoder)
+        env = BuildEnv(source_dir=file.parent, vocab_files=vocab_files, encode_filter=encoder, dialect=dialect)
         result = _compile_file(source, env) if not source.errors else Compiled()
         compiled.append((file.resolve(), source, result))
     errors: list[RuleError] = []
@@ -144,6 +145,8 @@ def _compile_rule(raw: Any, report: Reporter, env: BuildEnv) -> Rule | None:
             report.error(problem, *(("on", i) if isinstance(on, list) else ("on",)))
     when = compile_condition(data["when"], report.at("when")) if data.get("when") is not None else None
     steps = raw.get("do") if isinstance(raw.get("do"), list) else []
+    if "disabled" in data or data.get("enabled") is False:  # kept for another dialect: not held against this one
+        env = replace(env, dialect=None)
     actions = [_compile_action(entry, report.at("do", i), env, patterns) for i, entry in enumerate(steps)]
     throttle = None
     if "throttle" in data:

@@ -107,9 +107,9 @@ class RuleSet:
             return list(seen.values())
         return list(self._answer("changed", event, compute))
 
-    def fetch_plan(self, envelope: dict, *, snapshot: dict | None = None):
+    def fetch_plan(self, envelope: dict, *, snapshot: dict | None = None, write_fields: tuple = ()):
         from .planner import fetch_plan
-        return fetch_plan(self, envelope, snapshot=snapshot)
+        return fetch_plan(self, envelope, snapshot=snapshot, write_fields=write_fields)
 
     def summary(self) -> dict:
         return {"files": len(self.files), "rules": len(self.rules), "enabled": len(self.enabled)}

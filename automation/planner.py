@@ -69,10 +69,14 @@ def _now(now: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(time.time() if now is None else float(now), dt.timezone.utc)
 
 
-def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None) -> FetchPlan | None:
+def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None,
+               write_fields: Sequence[str] = ()) -> FetchPlan | None:
     """The one GET to make before evaluate(), or None when the payload has all that is needed.
 
-    Rules whose conditions can be decided on the payload alone and fail add nothing."""
+    Rules whose conditions can be decided on the payload alone and fail add nothing.
+    `write_fields`: what a write of an item must start from in the API's dialect (today's
+    replaces whole locales, so the item's complete `items`): fetched, never taken from the
+    payload, whenever a rule may change the item."""
     event = str(envelope.get("event") or "")
     resource = resource_kind(canonical(event))
     payload = _payload(envelope)
@@ -81,17 +85,21 @@ def fetch_plan(ruleset: Any, envelope: Mapping, *, snapshot: dict | None = None)
         return None
     ctx = Context(payload, dict(envelope), snapshot)
     wanted: set[str] = set()
+    forced: set[str] = set()
     rule_ids: list[str] = []
     for rule in ruleset.rules_for(event):
         cond = rule.condition_needs(resource)
         if rule.when is not None and "*" not in cond and cond <= payload.keys():
             if not evaluate_condition(rule.when, ctx)["outcome"]:
                 continue
-        needs = rule.needs(resource)
+        needs = set(rule.needs(resource))
+        if write_fields and resource == "publication" and any(a.per_item for a in rule.actions):
+            needs |= set(write_fields)
+            forced |= set(write_fields)
         if needs:
             wanted |= needs
             rule_ids.append(rule.id)
-    missing = sorted(k for k in wanted if k == "*" or k not in payload)
+    missing = sorted(k for k in wanted if k == "*" or k not in payload or k in forced)
     if not missing:
         return None
     return FetchPlan(resource, item_id, tuple(sorted(wanted)), tuple(missing), tuple(rule_ids))

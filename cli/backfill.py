@@ -14,7 +14,6 @@ from typing import Any, Iterator, NoReturn
 import click
 
 from automation import RuleSetError, load_rules
-from prepr.client import PreprClient
 from prepr.errors import PreprError
 from prepr.filters import UnsupportedFilter, encode_filter
 from prepr.ratelimit import RateLimiter
@@ -22,6 +21,7 @@ from prepr_automation import store
 from prepr_automation.settings import load_settings
 from tasks.backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
 from tasks.messages import task_message
+from tasks.runtime import make_client
 
 from .outcomes import Outcomes
 
@@ -143,13 +143,12 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
     if before and not (dry_run and restart):
         click.echo(f"  resuming: {before} item(s) already enqueued by this run (--restart to start over)")
     seen = (lambda ids: [False] * len(ids)) if dry_run and restart else cursor.seen
-    client = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url,
-                         rate_limiter=RateLimiter(redis, settings.rate_limit, key="prepr"))
+    client = make_client(settings, redis, RateLimiter(redis, settings.rate_limit, key="prepr"))
     with Stop() as stop, _progress() as progress:
         listing = progress.add_task("listed", total=None, note="")
 
         def counted() -> Iterator[dict[str, Any]]:
-            for item in client.list_publications(filter=mapping, fields="id", sort="created_on"):
+            for item in client.list_items(filter=mapping, fields="id", sort="created_on"):
                 progress.advance(listing)
                 yield item
 

@@ -25,6 +25,12 @@ def _rules_path(path: str | None) -> str:
     return path or load_settings(cli=True).rules_path
 
 
+def _dialect() -> str | None:
+    """The dialect PREPR_API names (None for auto): what it has no equivalent for fails validate."""
+    named = load_settings(cli=True).prepr_api
+    return None if named == "auto" else named
+
+
 def _github(error: RuleError) -> str:
     """A GitHub Actions workflow command: an annotation on the file, line and column."""
     message = (f"{error.path}: " if error.path else "") + error.message
@@ -43,7 +49,7 @@ def validate(path: str | None, as_json: bool, fmt: str) -> None:
     """Check every rule file; print file:line:col: key.path: message for each error (exit 1)."""
     target = _rules_path(path)
     try:
-        ruleset = load_rules(target)
+        ruleset = load_rules(target, dialect=_dialect())
     except RuleSetError as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "path": target, "errors": [e.to_json() for e in exc.errors]},
@@ -69,7 +75,7 @@ def test(path: str | None, junit: str | None) -> None:
     """Run the rule tests (`tests:` in rule files) offline: one line per case, exit 1 on any failure."""
     target = _rules_path(path)
     try:
-        ruleset = load_rules(target)
+        ruleset = load_rules(target, dialect=_dialect())
     except RuleSetError as exc:
         for error in exc.errors:
             click.echo(str(error))
@@ -122,14 +128,14 @@ def schema() -> None:
 
 
 def _fetch(plan: FetchPlan | None, envelope: dict, need_channels: bool) -> tuple[dict | None, list | None]:
-    from prepr.client import PreprClient
+    from tasks.runtime import make_client
 
     settings = load_settings(require=("access_token",), cli=True)
-    client = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url)
+    client = make_client(settings, None)
     try:
         item = None
         if plan is not None:
-            item = client.request("GET", plan.path, params=list(plan.params) or None)
+            item = client.get_resource(plan.resource, plan.id, plan.field_list)
         channels = list(client.list_channels()) if need_channels else []
         return item, channels
     finally:

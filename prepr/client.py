@@ -19,8 +19,10 @@ from urllib.parse import quote
 
 import requests
 
-from .errors import PreprConnectionError, PreprError, PreprNotFound, error_class
+from .dialects import PUBLICATIONS, Dialect, Unsupported
+from .errors import PreprConnectionError, PreprError, error_class
 from .filters import encode_filter
+from .mutation import Mutation, full_put
 from .ratelimit import RateLimiter
 from .session import Answer, NoAnswer, exchange, make_session
 
@@ -82,7 +84,9 @@ class PreprClient:
                  rate_limiter: RateLimiter | None = None, timeout: float | tuple[float, float] = (3.05, 15),
                  session: requests.Session | None = None,
                  on_call: Callable[[CallRecord], None] | None = None,
-                 user_agent: str = "prepr-automation") -> None:
+                 user_agent: str = "prepr-automation",
+                 dialect: Dialect | Callable[[], Dialect] = PUBLICATIONS,
+                 customers_url: str = "https://customers.prepr.io") -> None:
         if not token:
             raise ValueError("a Prepr access token is required")
         self.api_url = api_url.rstrip("/")
@@ -95,8 +99,11 @@ class PreprClient:
         self.user_agent = user_agent
         self.listeners: list[Callable[[CallRecord], None]] = [on_call] if on_call else []
         self._local = threading.local()  # listeners of one thread: a task records only its own calls
-        self._channels: dict[str, dict[str, Any]] | None = None
-        self._channels_lock = threading.Lock()
+        self.customers_url = customers_url.rstrip("/")
+        # a Dialect, or how to find it out on first use (PREPR_API=auto); asked once per client
+        self._dialect: Dialect | None = dialect if isinstance(dialect, Dialect) else None
+        self._resolve = None if isinstance(dialect, Dialect) else dialect
+        self._dialect_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PreprClient({self.api_url!r})"
@@ -177,16 +184,48 @@ class PreprClient:
         return cls(f"Prepr answered {status} {reason}", status=status, retry_after=retry_after,
                    method=method, path=path, body_excerpt=self._scrub(response.text))
 
-    # -- publications ------------------------------------------------------------------------
+    # -- the dialect ---------------------------------------------------------------------------
 
-    def list_publications(self, filter: Mapping[str, Any] | None = None, fields: str | Sequence[str] | None = None,
-                          limit: int | None = None, sort: str | None = None,
-                          extra_params: Sequence[tuple[str, Any]] = ()) -> Iterator[dict[str, Any]]:
-        """Every publication the filter matches, page by page (at most `limit` in all)."""
-        yield from self._paginate("/publications", encode_filter(filter), fields, limit, sort, extra_params)
+    @property
+    def dialect(self) -> Dialect:
+        """The REST dialect of this environment (SPEC §9); found out on first use when `auto`."""
+        if self._dialect is None:
+            with self._dialect_lock:
+                if self._dialect is None:
+                    assert self._resolve is not None
+                    self._dialect = self._resolve()
+        return self._dialect
 
-    def count_publications(self, filter: Mapping[str, Any] | None = None) -> int:
-        page = self.request("GET", "/publications", params=[*encode_filter(filter), ("limit", 1), ("fields", "id")])
+    def item_path(self, id: Any) -> str:
+        return f"{self.dialect.items}/{_segment(id)}"
+
+    def resource_path(self, resource: str, id: Any) -> tuple[str, str | None]:
+        """(path, base URL or None for the API's) of one resource of a family, in this dialect."""
+        if resource == "publication":
+            return self.item_path(id), None
+        if resource == "person":
+            dialect = self.dialect
+            return f"{dialect.persons}/{_segment(id)}", (self.customers_url if dialect.customers_host else None)
+        if resource == "asset":
+            return f"/assets/{_segment(id)}", None
+        raise ValueError(f"no REST resource for {resource!r}")
+
+    def get_resource(self, resource: str, id: Any, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
+        path, base = self.resource_path(resource, id)
+        params = {"fields": _fields(fields)} if fields else None
+        return self.request("GET", path, params=params, base_url=base)
+
+    # -- items (publications / content items) -------------------------------------------------
+
+    def list_items(self, filter: Mapping[str, Any] | None = None, fields: str | Sequence[str] | None = None,
+                   limit: int | None = None, sort: str | None = None,
+                   extra_params: Sequence[tuple[str, Any]] = ()) -> Iterator[dict[str, Any]]:
+        """Every item the filter matches, page by page (at most `limit` in all)."""
+        yield from self._paginate(self.dialect.items, encode_filter(filter), fields, limit, sort, extra_params)
+
+    def count_items(self, filter: Mapping[str, Any] | None = None) -> int:
+        page = self.request("GET", self.dialect.items,
+                            params=[*encode_filter(filter), ("limit", 1), ("fields", "id")])
         return int(page.get("total", 0))
 
     def _paginate(self, path: str, query: Sequence[tuple[str, Any]], fields: str | Sequence[str] | None,
@@ -212,40 +251,58 @@ class PreprClient:
             if not items or (total is not None and skip >= int(total)):
                 return
 
-    def get_publication(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
-        params = {"fields": _fields(fields)} if fields else None
-        return self.request("GET", f"/publications/{_segment(id)}", params=params)
+    def get_item(self, id: Any, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
+        return self.get_resource("publication", id, fields)
 
-    def create_publication(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/publications", json=body)
+    def create_item(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", self.dialect.items, json=body)
 
-    def update_publication(self, id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Partial update: only the fields in `body` change."""
-        return self.request("PUT", f"/publications/{_segment(id)}", json=body)
+    def mutation(self, change: Mapping[str, Any], current: Mapping[str, Any] | None) -> Mutation:
+        """The calls `change` (the minimal change the rules planned) becomes in this dialect."""
+        if not self.dialect.full_locale_put:
+            return Mutation(dict(change) or None)
+        if current is None:
+            raise ValueError("today's Prepr replaces each locale a PUT names: the item must be fetched first")
+        return full_put(current, change)
 
-    def delete_publication(self, id: str) -> None:
-        self.request("DELETE", f"/publications/{_segment(id)}", expect_json=False)
+    def write_item(self, id: Any, change: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> Any:
+        """One item's change: the seeds' partial PUT, or today's complete locales (merged into
+        `current`, the item as fetched) and publish/unpublish PATCHes. Returns the PUT's answer."""
+        return self.send(id, self.mutation(change, current))
 
-    # -- bulk: the filter goes in the query string, exactly as for a list ---------------------
+    def send(self, id: Any, mutation: Mutation) -> Any:
+        """The calls of one item's Mutation: its PUT, then its publish/unpublish PATCHes."""
+        answer = None
+        if mutation.body is not None:
+            answer = self.request("PUT", self.item_path(id), json=mutation.body)
+        for locale, verb in mutation.transitions:
+            self.request("PATCH", f"{self.item_path(id)}/{_segment(locale)}/{verb}", json={})
+        return answer
+
+    def delete_item(self, id: Any) -> None:
+        self.request("DELETE", self.item_path(id), expect_json=False)
+
+    # -- bulk (the seeds' dialect only): the filter goes in the query string, as for a list ------
+
+    def _bulk(self, what: str, verb: str, filter: Mapping[str, Any] | None, body: Any) -> dict[str, Any]:
+        if not self.dialect.bulk:
+            raise Unsupported(what, self.dialect)
+        return self.request("POST", f"{PUBLICATIONS.items}/bulk/{verb}", params=encode_filter(filter),
+                            json=body) or {}
 
     def bulk_put(self, filter: Mapping[str, Any] | None, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/publications/bulk/put", params=encode_filter(filter), json=body) or {}
+        return self._bulk("bulk put", "put", filter, body)
 
     def bulk_delete(self, filter: Mapping[str, Any] | None) -> dict[str, Any]:
-        return self.request("POST", "/publications/bulk/delete", params=encode_filter(filter), json={}) or {}
+        return self._bulk("bulk delete", "delete", filter, {})
 
     def bulk_webhooks(self, filter: Mapping[str, Any] | None, event: str) -> dict[str, Any]:
-        return self.request("POST", "/publications/bulk/webhooks", params=encode_filter(filter),
-                            json={"event": event}) or {}
+        return self._bulk("trigger_webhooks (bulk webhooks)", "webhooks", filter, {"event": event})
 
     # -- tags, channels, models --------------------------------------------------------------
 
     def list_tags(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
         yield from self._paginate("/tags", (), None, limit, None)
-
-    def create_tag(self, body: str) -> dict[str, Any]:
-        """Create a tag by its name (Prepr answers with the existing tag if it is known)."""
-        return self.request("POST", "/tags", json={"body": body})
 
     def list_channels(self) -> Iterator[dict[str, Any]]:
         yield from self._paginate("/channels", (), None, None, None)
@@ -253,33 +310,14 @@ class PreprClient:
     def list_models(self) -> Iterator[dict[str, Any]]:
         yield from self._paginate("/models", (), None, None, None)
 
-    def resolve_channel(self, ref: str) -> dict[str, Any]:
-        """A channel by id, slug or name (case-insensitive); the list is fetched once per client."""
-        with self._channels_lock:
-            if self._channels is None:
-                index: dict[str, dict[str, Any]] = {}
-                for channel in self.list_channels():
-                    for key in (channel.get("id"), channel.get("slug"), channel.get("name"), channel.get("body")):
-                        if isinstance(key, str) and key:
-                            index.setdefault(key.casefold(), channel)
-                self._channels = index
-            found = self._channels.get(str(ref).casefold())
-        if found is None:
-            raise PreprNotFound(f"no channel with id, slug or name {ref!r}", method="GET", path="/channels",
-                                retryable=False)
-        return found
-
-    def forget_channels(self) -> None:
-        with self._channels_lock:
-            self._channels = None
-
     # -- assets, persons, tracking -----------------------------------------------------------
 
     def get_asset(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/assets/{_segment(id)}", params={"fields": _fields(fields)} if fields else None)
+        return self.get_resource("asset", id, fields)
 
     def get_person(self, id: str, fields: str | Sequence[str] | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/persons/{_segment(id)}", params={"fields": _fields(fields)} if fields else None)
+        """A person: `/persons/{id}` (the seeds), or the customer at PREPR_CUSTOMERS_URL (today)."""
+        return self.get_resource("person", id, fields)
 
     def track_event(self, body: Mapping[str, Any]) -> None:
         """POST {tracking_url}/events; Prepr answers 202 Accepted."""

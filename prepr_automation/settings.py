@@ -30,6 +30,8 @@ class Settings:
     access_token: str | None = field(default=None, repr=False)
     api_url: str = "https://api.eu1.prepr.io"
     tracking_url: str = "https://tracking.prepr.io"
+    prepr_api: str = "auto"  # content_items | publications | auto (SPEC §9)
+    customers_url: str = "https://customers.prepr.io"
     rate_limit: str = "34/second;790/minute;9800/hour"  # just under Prepr's 35/s, 800/min, 10,000/h
     automation_user_id: str | None = None
     rules_path: str = "rules"
@@ -88,6 +90,15 @@ def _rate_limit(raw: str) -> str:
     return raw
 
 
+def _dialect(raw: str) -> str:
+    if raw not in DIALECTS:
+        raise ValueError(f"expected one of {', '.join(DIALECTS)}, got {raw!r}")
+    return raw
+
+
+DIALECTS = ("auto", "content_items", "publications")
+
+
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 60:
@@ -126,7 +137,8 @@ def _secrets(raw: str) -> tuple[str, ...]:
 DEV_STATE = "dev.json"
 # One Prepr at a time: if the environment names any of these, none is taken from dev's set-up
 # (a real token must never be sent to the sandbox, nor the sandbox's token to the real Prepr).
-PREPR_CONNECTION = ("PREPR_ACCESS_TOKEN", "PREPR_API_URL", "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID")
+PREPR_CONNECTION = ("PREPR_ACCESS_TOKEN", "PREPR_API_URL", "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID",
+                    "PREPR_CUSTOMERS_URL", "PREPR_API")
 
 
 def dev_state_path(env: Mapping[str, str]) -> Path:
@@ -169,6 +181,8 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         access_token=_parse(env, "PREPR_ACCESS_TOKEN", str, None),
         api_url=_parse(env, "PREPR_API_URL", _url, Settings.api_url),
         tracking_url=_parse(env, "PREPR_TRACKING_URL", _url, Settings.tracking_url),
+        prepr_api=_parse(env, "PREPR_API", _dialect, Settings.prepr_api),
+        customers_url=_parse(env, "PREPR_CUSTOMERS_URL", _url, Settings.customers_url),
         rate_limit=_parse(env, "PREPR_RATE_LIMIT", _rate_limit, Settings.rate_limit),
         automation_user_id=_parse(env, "PREPR_AUTOMATION_USER_ID", str, None),
         rules_path=_parse(env, "RULES_PATH", str, Settings.rules_path),

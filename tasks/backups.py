@@ -53,10 +53,12 @@ def restore(record: dict[str, Any], api: PreprClient,
     done: dict[str, str] = {}
     for item in record["items"]:
         if record["kind"] == "bulk_put":
-            api.update_publication(item["id"], project(item, record["body"] or {}))
+            # today's API writes whole locales: merged into the item as it is now, not as it was
+            current = api.get_item(item["id"]) if api.dialect.full_locale_put else None
+            api.write_item(item["id"], project(item, record["body"] or {}), current=current)
             done[item["id"]] = item["id"]
         else:
-            created = api.create_publication({k: v for k, v in item.items() if k not in _SERVER_KEYS})
+            created = api.create_item({k: v for k, v in item.items() if k not in _SERVER_KEYS})
             done[item["id"]] = created.get("id", "")
         progress(item["id"], done[item["id"]])
     return done

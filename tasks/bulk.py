@@ -2,12 +2,18 @@
 
 bulk_put / bulk_delete first list what the filter matches (every page, stopping as soon as
 more than max_items match): above max_items the job is refused and dead-lettered; otherwise
-the matched items are backed up (id in the trace and the log) before the one bulk call.
+the matched items are backed up (id in the trace and the log) before the bulk call. Today's
+API has no bulk endpoints: there the listing is followed by one PUT (complete locales, merged
+into the listed item) or DELETE per item through the shared limiter, each recorded as done so
+a retry or redelivery resumes where the last attempt stopped. It has no bulk webhooks either:
+trigger_webhooks is a dead letter that names the dialect.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from prepr.dialects import Unsupported
 
 from . import backups
 from .celery_app import app
@@ -60,7 +66,7 @@ def _run(rt: Any, call: dict[str, Any], event_id: str, rule_id: str | None, run:
     if call["kind"] in ("bulk_put", "bulk_delete"):
         max_items = int(meta.get("max_items") or DEFAULT_MAX_ITEMS)
         fields = sorted(_BACKUP_FIELDS | set(call.get("body") or {}))
-        items = list(rt.api.list_publications(filter=meta.get("filter"), fields=fields, limit=max_items + 1))
+        items = list(rt.api.list_items(filter=meta.get("filter"), fields=fields, limit=max_items + 1))
         record["matched"] = len(items) if len(items) <= max_items else f"more than {max_items}"
         if len(items) > max_items:
             letter = rt.dead.add(DeadLetter(
@@ -76,7 +82,31 @@ def _run(rt: Any, call: dict[str, Any], event_id: str, rule_id: str | None, run:
                                  filter=meta.get("filter"), body=call.get("body"), items=items)
         record["backup_id"] = backup_id
         log.info("bulk %s for event %s: %d items backed up as %s", call["kind"], event_id, len(items), backup_id)
-    rt.api.request(call["method"], call["path"], params=call.get("params"), json=call.get("body"))
+    else:
+        items = []
+    if rt.api.dialect.bulk:
+        rt.api.request(call["method"], call["path"], params=call.get("params"), json=call.get("body"))
+    elif call["kind"] == "trigger_webhooks":
+        raise Unsupported("trigger_webhooks (bulk webhooks)", rt.api.dialect)
+    else:
+        _each(rt, call, items, done, event_id, f"{key}:item", record)
     done.record(event_id, key)
-    return "done"
+    return "done" if rt.api.dialect.bulk else f"done: {record['done']} item(s), one call each"
+
+
+def _each(rt: Any, call: dict[str, Any], items: list[dict[str, Any]], done: Effects, event_id: str,
+          key: str, record: dict[str, Any]) -> None:
+    """The bulk call item by item (today's API): each one recorded, so a retry resumes."""
+    record["done"] = 0
+    for item in items:
+        item_key = f"{key}:{item['id']}"
+        if not done.done(event_id, item_key):
+            if call["kind"] == "bulk_put":
+                rt.api.write_item(item["id"], call.get("body") or {}, current=item)
+            else:
+                rt.api.delete_item(item["id"])
+            done.record(event_id, item_key)
+        record["done"] += 1
+        if record["done"] % 25 == 0:
+            log.info("bulk %s for event %s: %d of %d items", call["kind"], event_id, record["done"], len(items))
 

@@ -138,7 +138,8 @@ def _round(rt: Runtime, envelope: dict[str, Any], run: Run, pending: Pending | N
         rules = rt.rules
         rule_sets = [scoped(rules, e) if e.get("backfill") else rules for e in envelopes]
         plan = plan_run(rt, run, rule_sets, snapshot, last_fired)
-        outcomes = execute_plan(rt, plan.put, plan.effects, state, run)
+        outcomes = execute_plan(rt, plan.put, plan.effects, state, run, target=(resource, str(item_id)),
+                                item=plan.item)
     except BaseException:
         state.release()
         raise

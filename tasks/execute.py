@@ -72,8 +72,11 @@ def effects_key(event_id: str) -> str:
 
 
 def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[EventPart, PlannedCall]],
-                 state: ItemState, run: Run) -> dict[str, str]:
-    """Send the plan; returns each event's outcome (by event id)."""
+                 state: ItemState, run: Run, *, target: tuple[str, str] | None = None,
+                 item: dict[str, Any] | None = None) -> dict[str, str]:
+    """Send the plan; returns each event's outcome (by event id). `target` is the (resource,
+    id) the PUT writes and `item` the item as fetched, which today's API needs to write whole
+    locales (prepr.mutation)."""
     from .bulk import run_bulk  # the bulk task module imports this one
 
     sent: Counter[str] = Counter()
@@ -88,13 +91,13 @@ def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[Event
             run.current_rules = list(put.rule_ids)
             if state.loop_suspected():
                 raise LoopSuspected(state.item_id, state.recent_writes(), state.loop_window, list(put.rule_ids))
-            rt.api.request(put.method, put.path, params=put.params, json=put.body)
+            path, named = _write(rt, put, target, item)
             state.record_write()
             for part in contributors:
                 sent[part.id] += 1
                 for entry in part.planned:
                     if entry.get("kind") == "put":
-                        entry["sent"] = True
+                        entry.update(sent=True, path=path, **named)
     record = Effects(rt.redis, [p.id for p in run.parts]) if effects and not dry else None
     ordinal: Counter[tuple[str, str]] = Counter()
     for part, call in sorted(effects, key=lambda pc: (_ORDER.get(pc[1].kind, 1), run.parts.index(pc[0]))):
@@ -123,6 +126,24 @@ def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[Event
         entry["sent"] = True
         sent[part.id] += 1
     return {p.id: _outcome(p, planned[p.id], sent[p.id], skipped[p.id]) for p in run.parts}
+
+
+def _write(rt: Runtime, put: PlannedCall, target: tuple[str, str] | None,
+           item: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The item's one write in the API's dialect; (the path written, what the trace adds)."""
+    if target is None or target[0] != "publication":
+        resource, item_id = target or ("", "")
+        path, base = rt.api.resource_path(resource, item_id) if target else (put.path, None)
+        rt.api.request(put.method, path, params=put.params, json=put.body, base_url=base)
+        return path, {}
+    mutation = rt.api.mutation(put.body, item)
+    rt.api.send(target[1], mutation)
+    named: dict[str, Any] = {}
+    if mutation.body is not None and rt.api.dialect.full_locale_put:
+        named["locales_sent"] = mutation.body["locales"]
+    if mutation.transitions:
+        named["transitions"] = [f"{locale}: {verb}" for locale, verb in mutation.transitions]
+    return rt.api.item_path(target[1]), named
 
 
 def _outcome(part: EventPart, planned: int, sent: int, skipped: int) -> str:

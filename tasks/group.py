@@ -25,12 +25,17 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 
+# What today's API needs to write an item: each locale it names is replaced, so the whole item.
+WRITE_FIELDS = ("items", "locales", "status")
+
+
 @dataclass
 class RunPlan:
     put: PlannedCall | None
     effects: list[tuple[EventPart, PlannedCall]] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)
     throttled: list[str] = field(default_factory=list)
+    item: dict[str, Any] | None = None  # the item as fetched: what a complete-locale write merges into
 
 
 def merged_fetch(plans: list[FetchPlan | None]) -> FetchPlan | None:
@@ -49,19 +54,20 @@ def merged_fetch(plans: list[FetchPlan | None]) -> FetchPlan | None:
 def plan_run(rt: Runtime, run: Run, rule_sets: list[RuleSet | None], snapshot: dict[str, Any] | None,
              last_fired: dict[str, float]) -> RunPlan:
     parts = run.parts
-    fetches = [rules.fetch_plan(p.envelope, snapshot=snapshot) if rules is not None else None
-               for p, rules in zip(parts, rule_sets)]
+    write_fields = WRITE_FIELDS if any(rule_sets) and rt.api.dialect.full_locale_put else ()
+    fetches = [rules.fetch_plan(p.envelope, snapshot=snapshot, write_fields=write_fields)
+               if rules is not None else None for p, rules in zip(parts, rule_sets)]
     fetch = merged_fetch(fetches)
     item = None
     if fetch is not None:
-        item = rt.api.request("GET", fetch.path, params=list(fetch.params))
+        item = rt.api.get_resource(fetch.resource, fetch.id, fetch.field_list)
         if not isinstance(item, dict) or "id" not in item:
             raise PreprError("unexpected answer: not a resource object", status=200, method="GET",
                              path=fetch.path, body_excerpt=str(item)[:200], retryable=True)
-        run.fetched = fetch.to_json()
+        run.fetched = {**fetch.to_json(), "path": rt.api.resource_path(fetch.resource, fetch.id)[0]}
     now = time.time()
     fired = dict(last_fired)
-    plan = RunPlan(None, snapshot=dict(snapshot or {}))
+    plan = RunPlan(None, snapshot=dict(snapshot or {}), item=item)
     body: dict[str, Any] = {}
     put_rules: list[str] = []
     current = snapshot

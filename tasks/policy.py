@@ -21,6 +21,7 @@ import sentry_sdk
 from celery.exceptions import Reject, Retry
 from kombu.exceptions import OperationalError
 
+from prepr.dialects import Unsupported
 from prepr.errors import PreprError
 
 from .deadletters import DeadLetter
@@ -55,6 +56,8 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
             delay = countdown(retries, prepr.retry_after, ceiling=max(1.0, rt.settings.visibility_timeout - 30))
             _retry(task, run, f"retrying in {delay:.1f}s", delay)
         reason = "retries exhausted" if prepr.retryable else "request refused"
+        if isinstance(prepr, Unsupported):
+            reason = f"unsupported: {prepr.message}"
         error = str(prepr)
     elif isinstance(exc, LoopSuspected):
         reason, error, run.current_rules = "loop suspected", str(exc), exc.rule_ids

@@ -17,11 +17,14 @@ from typing import Any
 
 import redis
 
+from prepr.errors import PreprNotFound
+
 from automation import RuleSet
 from automation.live import LiveRuleSet
 from prepr.client import PreprClient
+from prepr.dialects import DIALECTS, detect
 from prepr.ratelimit import RateLimiter
-from prepr_automation import store
+from prepr_automation import dialect, store
 from prepr_automation.observability import secret_values
 from prepr_automation.settings import Settings, load_settings
 
@@ -62,10 +65,14 @@ class Runtime:
         return rules
 
     def channels(self) -> list[dict[str, Any]]:
-        """Prepr's channel list, shared by every event of this process for a few minutes."""
+        """Prepr's channel list, shared by every event of this process for a few minutes (empty
+        where the environment has none: channels are legacy in today's API)."""
         channels, at = self._channels, self._channels_at
         if not channels or time.monotonic() - at > CHANNELS_TTL:
-            channels = list(self.api.list_channels())
+            try:
+                channels = list(self.api.list_channels())
+            except PreprNotFound:
+                channels = []
             self._channels, self._channels_at = channels, time.monotonic()  # one assignment each: atomic
         return channels
 
@@ -78,9 +85,16 @@ def _api(pid: int) -> PreprClient:
 @lru_cache(maxsize=1)
 def _api_of(pid: int) -> PreprClient:
     rt = _runtime_of(pid)
-    limiter = RateLimiter(rt.redis, rt.settings.rate_limit, key="prepr")
-    return PreprClient(rt.settings.api_url, rt.settings.access_token or "", rt.settings.tracking_url,
-                       rate_limiter=limiter)
+    return make_client(rt.settings, rt.redis, RateLimiter(rt.redis, rt.settings.rate_limit, key="prepr"))
+
+
+def make_client(settings: Settings, client: redis.Redis | None, rate_limiter: RateLimiter | None = None) -> PreprClient:
+    """The Prepr client of these settings, in the dialect PREPR_API says or the store remembers
+    (auto: found out on the first call to Prepr, then kept a day for every process)."""
+    api = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url,
+                      rate_limiter=rate_limiter, customers_url=settings.customers_url,
+                      dialect=lambda: DIALECTS[dialect.resolve(settings, client, lambda: detect(api).name)])
+    return api
 
 
 def runtime(settings: Settings | None = None) -> Runtime:

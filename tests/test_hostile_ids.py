@@ -74,7 +74,7 @@ def recorder() -> Iterator[str]:
 def test_client_sends_each_id_as_one_encoded_segment(recorder: str) -> None:
     client = PreprClient(recorder, "token-x", recorder)
     for item_id, _ in HOSTILE:
-        client.get_publication(item_id)
+        client.get_item(item_id)
         client.get_asset(item_id)
         client.get_person(item_id, fields="id")
     expected = []
@@ -83,5 +83,5 @@ def test_client_sends_each_id_as_one_encoded_segment(recorder: str) -> None:
     assert _Recorder.seen == expected
     for bad in ({"id": 1}, ["x"], True, None, "", ".", ".."):
         with pytest.raises(TypeError):
-            client.get_publication(bad)  # type: ignore[arg-type]
+            client.get_item(bad)  # type: ignore[arg-type]
     assert len(_Recorder.seen) == len(expected)  # refused before any request

@@ -120,6 +120,7 @@ class BuildEnv:
     source_dir: Path
     vocab_files: set = field(default_factory=set)  # resolved paths, excluded from rule loading
     encode_filter: Callable[[dict], list] | None = None
+    dialect: str | None = None  # PREPR_API when it names one: what the API has no equivalent for is an error
 
 
 def load_short(schema: Schema, args: Any, key: str, report: Reporter) -> tuple[dict | None, Reporter]:

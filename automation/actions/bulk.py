@@ -104,6 +104,14 @@ class TriggerWebhooks(Bulk):
     name, path, args = "trigger_webhooks", "/publications/bulk/webhooks", TriggerArgs
 
     @classmethod
+    def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "Bulk | None":
+        if env.dialect == "content_items":  # today's Mutation API has no bulk webhooks (SPEC §9)
+            report.error("trigger_webhooks has no equivalent in the content_items dialect of Prepr's API "
+                         "(PREPR_API=content_items): Prepr's Mutation API has no bulk webhooks")
+            return None
+        return super().build(args, report, env)
+
+    @classmethod
     def body_of(cls, args: dict, data: dict, report: Reporter) -> Any:
         return {"event": data["event"]}
 

@@ -140,7 +140,7 @@ def test_interrupted_twice_then_resumed_processes_each_item_once(backfill_servic
 
 
 def all_pubs(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return list(sandbox.client().list_publications())
+    return list(sandbox.client().list_items())
 
 
 def title(pub: dict[str, Any]) -> str:

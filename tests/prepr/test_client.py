@@ -17,21 +17,21 @@ from tests.conftest import free_port
 def test_publication_crud_and_hook(sandbox):
     calls: list[CallRecord] = []
     client = sandbox.client(on_call=calls.append)
-    web = client.resolve_channel("web")
-    created = client.create_publication({
+    web = next(c for c in client.list_channels() if c["slug"] == "web")
+    created = client.create_item({
         "model": {"body": "Article"}, "locales": ["en-GB"],
         "items": {"en-GB": {"title": {"body": "Derby day"}, "tags": {"items": [{"body": "Derby"}]}}}})
     assert created["model"]["body"] == "Article" and created["items"]["en-GB"]["tags"]["items"][0]["slug"] == "derby"
-    updated = client.update_publication(created["id"], {"channels": [{"id": web["id"]}],
+    updated = client.write_item(created["id"], {"channels": [{"id": web["id"]}],
                                                         "items": {"en-GB": {"intro": {"body": "Kick-off at three"}}}})
     assert updated["items"]["en-GB"]["title"]["body"] == "Derby day"  # partial: the title is kept
     assert [c["slug"] for c in updated["channels"]] == ["web"]
-    fetched = client.get_publication(created["id"], fields=["items", "channels"])
+    fetched = client.get_item(created["id"], fields=["items", "channels"])
     assert fetched["items"]["en-GB"]["intro"]["body"] == "Kick-off at three" and "model" not in fetched
     assert any(t["body"] == "Derby" for t in client.list_tags())
-    client.delete_publication(created["id"])
+    client.delete_item(created["id"])
     with pytest.raises(PreprNotFound) as info:
-        client.get_publication(created["id"])
+        client.get_item(created["id"])
     assert info.value.status == 404 and not info.value.retryable
     assert [(c.method, c.path, c.status) for c in calls][-4:] == [
         ("GET", f"/publications/{created['id']}", 200), ("GET", "/tags", 200),
@@ -39,19 +39,9 @@ def test_publication_crud_and_hook(sandbox):
     assert all(c.elapsed_ms >= 0 for c in calls)
 
 
-def test_resolve_channel_by_id_slug_or_name_is_cached(sandbox):
-    client = sandbox.client()
-    by_slug = client.resolve_channel("newsletter")
-    assert client.resolve_channel(by_slug["id"]) == by_slug == client.resolve_channel("NEWSLETTER")
-    assert client.resolve_channel("Mobile app")["slug"] == "app"
-    with pytest.raises(PreprNotFound):
-        client.resolve_channel("fax")
-    assert len(sandbox.requests(path="/channels")) == 1
-
-
 def test_assets_persons_models_and_tracking(sandbox):
     client = sandbox.client()
-    pub = next(client.list_publications({"title": {"fz": "risotto"}}))
+    pub = next(client.list_items({"title": {"fz": "risotto"}}))
     cover = pub["items"]["en-GB"]["cover"]["items"][0]
     assert client.get_asset(cover["id"])["name"] == "kitchen"
     assert client.get_person(pub["created_by"]["id"], fields="email")["email"].endswith("@example.com")
@@ -69,15 +59,15 @@ def test_pagination_over_250_items(sandbox_factory):
                              for n in range(250)]}
     sandbox = sandbox_factory(seed=seed)
     client = sandbox.client()
-    titles = [p["items"]["en-GB"]["title"]["body"] for p in client.list_publications(fields="items")]
+    titles = [p["items"]["en-GB"]["title"]["body"] for p in client.list_items(fields="items")]
     assert titles == [f"Bulletin {n:03d}" for n in range(250)]
     pages = sandbox.requests(method="GET", path="/publications")
     assert [r["query"].split("&")[-3:] for r in pages] == [
         ["skip=0", "limit=100", "fields=items"], ["skip=100", "limit=100", "fields=items"],
         ["skip=200", "limit=100", "fields=items"]]
-    assert len(list(client.list_publications(limit=130))) == 130
-    assert client.count_publications() == 250
-    newest = next(client.list_publications(sort="-created_on", fields="items"))
+    assert len(list(client.list_items(limit=130))) == 130
+    assert client.count_items() == 250
+    newest = next(client.list_items(sort="-created_on", fields="items"))
     assert newest["items"]["en-GB"]["title"]["body"] == "Bulletin 249"
 
 
@@ -86,13 +76,13 @@ def test_429_and_retry_after_are_surfaced(sandbox, redis_client):
     client = sandbox.client(rate_limiter=limiter)
     sandbox.fault("/publications", 429, method="GET", retry_after=2)
     with pytest.raises(PreprRateLimited) as info:
-        list(client.list_publications())
+        list(client.list_items())
     error = info.value
     assert (error.status, error.retry_after, error.retryable) == (429, 2.0, True)
     assert (error.method, error.path) == ("GET", "/publications")
     assert limiter.blocked_for() > 1.5  # every process now waits
     started = time.monotonic()
-    assert client.get_publication(next(sandbox.client().list_publications(limit=1))["id"])
+    assert client.get_item(next(sandbox.client().list_items(limit=1))["id"])
     assert time.monotonic() - started >= 1.5
 
 
@@ -100,16 +90,16 @@ def test_server_errors_timeouts_and_refusals_are_retryable(sandbox):
     client = sandbox.client(timeout=(1, 0.3))
     sandbox.fault("/publications/*", 503, times=2)
     with pytest.raises(PreprServerError) as info:
-        client.get_publication("x")
+        client.get_item("x")
     assert info.value.retryable and info.value.status == 503
     sandbox.fault("/tags", latency_ms=1000, method="GET")
     with pytest.raises(PreprConnectionError) as timeout:
         list(client.list_tags())
     assert timeout.value.retryable and timeout.value.status is None
     with pytest.raises(PreprConnectionError):
-        PreprClient(f"http://127.0.0.1:{free_port()}", "t").get_publication("x")
+        PreprClient(f"http://127.0.0.1:{free_port()}", "t").get_item("x")
     with pytest.raises(PreprClientError) as bad:
-        client.create_publication({"model": {"body": "Podcast"}, "locales": ["en-GB"]})
+        client.create_item({"model": {"body": "Podcast"}, "locales": ["en-GB"]})
     assert bad.value.status == 422 and not bad.value.retryable and "Podcast" in bad.value.body_excerpt
 
 
@@ -119,8 +109,8 @@ def test_no_token_in_errors_or_logs(sandbox, caplog):
     errors: list[PreprError] = []
     wrong = PreprClient(sandbox.url, secret[::-1])
     client = sandbox.client()
-    calls = (lambda: wrong.get_publication("x"), lambda: client.get_publication("x"),
-             lambda: PreprClient(f"http://127.0.0.1:{free_port()}", secret).get_publication("x"))
+    calls = (lambda: wrong.get_item("x"), lambda: client.get_item("x"),
+             lambda: PreprClient(f"http://127.0.0.1:{free_port()}", secret).get_item("x"))
     for n, call in enumerate(calls):
         if n == 1:
             sandbox.fault("/publications/*", 500, body={"echo": f"Bearer {secret}"})

@@ -44,7 +44,7 @@ def filtered(sandbox_factory):
 
 
 def ids(client, mapping, **kw) -> set[str]:
-    return {p["id"] for p in client.list_publications(mapping, fields="id", **kw)}
+    return {p["id"] for p in client.list_items(mapping, fields="id", **kw)}
 
 
 def test_operators_and_params(filtered):
@@ -102,7 +102,7 @@ def test_model_names_map_to_ids(filtered):
     _sandbox, client, models, _channels, _emma = filtered
     pairs = encode_filter({"model": {"eq": "Recipe"}}, model_ids=models)
     assert pairs == [("model[id]", models["Recipe"])]
-    assert {p["id"] for p in client.list_publications(extra_params=pairs)} == {P3}
+    assert {p["id"] for p in client.list_items(extra_params=pairs)} == {P3}
 
 
 def test_bulk_endpoints_apply_to_matches(filtered, sandbox_factory):

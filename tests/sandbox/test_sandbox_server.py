@@ -36,26 +36,26 @@ def test_cli_runs_on_its_own_and_makes_a_token(processes, tmp_path):
 
 def test_demo_content_is_deterministic_and_varied(sandbox, sandbox_factory):
     client = sandbox.client()
-    pubs = list(client.list_publications())
-    again = list(sandbox_factory().client().list_publications())
+    pubs = list(client.list_items())
+    again = list(sandbox_factory().client().list_items())
     assert [p["id"] for p in pubs] == [p["id"] for p in again]
     assert {p["model"]["body"] for p in pubs} == {"Article", "News", "Recipe"}
     assert {loc for p in pubs for loc in p["locales"]} == {"en-GB", "nl-NL"}
     assert {c["slug"] for p in pubs for c in p["channels"]} == {"web", "app", "newsletter"}
     for word in ("football", "soccer", "tennis", "voetbal"):
-        assert list(client.list_publications({"q": {"fz": word}}, limit=1)), word
-    untagged_sport = list(client.list_publications({"q": {"fz": "football"}, "tags": {"has": False}}))
+        assert list(client.list_items({"q": {"fz": word}}, limit=1)), word
+    untagged_sport = list(client.list_items({"q": {"fz": "football"}, "tags": {"has": False}}))
     assert untagged_sport  # material for the auto-tag example rules
     assert len(list(client.list_tags())) >= 8 and len(list(client.list_channels())) == 3
 
 
 def test_content_survives_a_restart(sandbox_factory, processes):
     first = sandbox_factory()
-    created = first.client().create_publication({"model": {"body": "Article"},
+    created = first.client().create_item({"model": {"body": "Article"},
                                                  "items": {"nl-NL": {"title": {"body": "Blijft bewaard"}}}})
     processes.stop(first.proc)
     second = sandbox_factory(data_dir=first.data_dir)
-    fetched = second.client().get_publication(created["id"])
+    fetched = second.client().get_item(created["id"])
     assert fetched["items"]["nl-NL"]["title"]["body"] == "Blijft bewaard" and fetched["locales"] == ["nl-NL"]
 
 
@@ -81,7 +81,7 @@ def test_admin_log_faults_and_reset(sandbox):
     assert time.monotonic() - started >= 0.3 and slow > 0
     list(client.list_tags())
     assert sandbox.reset("empty") == 0
-    assert sandbox.requests() == [] and list(client.list_publications()) == []
+    assert sandbox.requests() == [] and list(client.list_items()) == []
     assert sandbox.reset() >= 30
 
 

@@ -58,11 +58,11 @@ def receiver():
 def test_every_change_sends_a_signed_webhook(sandbox_factory, receiver):
     sandbox = sandbox_factory(webhook_url=receiver.url, webhook_secret=SECRET)
     client = sandbox.client()
-    created = client.create_publication({"model": {"body": "News"}, "locales": ["en-GB"], "status": "draft",
+    created = client.create_item({"model": {"body": "News"}, "locales": ["en-GB"], "status": "draft",
                                          "items": {"en-GB": {"title": {"body": "Breaking"}}}})
-    client.update_publication(created["id"], {"items": {"en-GB": {"intro": {"body": "More soon"}}}})
-    client.update_publication(created["id"], {"status": "published"})
-    client.delete_publication(created["id"])
+    client.write_item(created["id"], {"items": {"en-GB": {"intro": {"body": "More soon"}}}})
+    client.write_item(created["id"], {"status": "published"})
+    client.delete_item(created["id"])
     events = receiver.wait_for(5)
     assert [e["event"] for e in events] == ["content_item.created", "content_item.changed", "content_item.changed",
                                            "content_item.published", "content_item.deleted"]
@@ -83,11 +83,11 @@ def test_acting_user_header_and_bulk_webhooks(sandbox_factory, receiver):
     sandbox = sandbox_factory(webhook_url=receiver.url, webhook_secret=SECRET)
     client = sandbox.client()
     editor = PERSONS[1]["id"]
-    target = next(client.list_publications({"title": {"fz": "risotto"}}, fields="id"))
+    target = next(client.list_items({"title": {"fz": "risotto"}}, fields="id"))
     client.session.headers["X-Sandbox-User"] = editor
-    client.update_publication(target["id"], {"items": {"en-GB": {"intro": {"body": "Edited by hand"}}}})
+    client.write_item(target["id"], {"items": {"en-GB": {"intro": {"body": "Edited by hand"}}}})
     del client.session.headers["X-Sandbox-User"]
-    recipes = [p["id"] for p in client.list_publications({"model": {"eq": "Recipe"}}, fields="id")]
+    recipes = [p["id"] for p in client.list_items({"model": {"eq": "Recipe"}}, fields="id")]
     assert client.bulk_webhooks({"model": {"eq": "Recipe"}}, "content_item.published")["total"] == len(recipes)
     events = receiver.wait_for(1 + len(recipes))
     assert events[0]["performed_by"] == {"id": editor} and events[0]["event"] == "content_item.changed"

@@ -89,7 +89,7 @@ class Service:
         raise TimeoutError(f"event {event_id} unfinished: {json.dumps(self.trace(event_id))[:3000]}")
 
     def item(self, item_id: str) -> dict[str, Any]:
-        return self.sandbox.client().get_publication(item_id)
+        return self.sandbox.client().get_item(item_id)
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[dict]:
         return [r for r in self.sandbox.requests(method=method, path=path)]
@@ -101,7 +101,7 @@ def tag_names(item: dict[str, Any], locale: str = "en-GB") -> list[str]:
 
 
 def find_item(sandbox: Sandbox, text: str) -> dict[str, Any]:
-    for item in sandbox.client().list_publications():
+    for item in sandbox.client().list_items():
         if text.lower() in json.dumps(item).lower():
             return item
     raise LookupError(text)

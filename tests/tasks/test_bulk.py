@@ -25,11 +25,11 @@ rules:
 def _create(service: Service, title: str, tags: list[str], status: str = "published") -> str:
     body = {"model": "Article", "status": status, "locales": ["en-GB"],
             "items": {"en-GB": {"title": {"body": title}, "tags": {"items": [{"body": t} for t in tags]}}}}
-    return service.sandbox.client().create_publication(body)["id"]
+    return service.sandbox.client().create_item(body)["id"]
 
 
 def _old_stuff(service: Service) -> dict[str, dict]:
-    found = service.sandbox.client().list_publications(filter={"tags": {"eq": "old-stuff"}})
+    found = service.sandbox.client().list_items(filter={"tags": {"eq": "old-stuff"}})
     return {i["items"]["en-GB"]["title"]["body"]: i for i in found}
 
 

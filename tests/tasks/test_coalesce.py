@@ -149,7 +149,7 @@ def test_a_burst_past_the_budget_of_one_window_runs_at_once_and_each_item_once(s
     so of 5 items arriving together 2 wait out their window and 3 run at once (tasks.coalesce)."""
     service.rules(TWO_RULES)
     worker = service.start_worker(concurrency=8, pool="threads", COALESCE_SECONDS="2", PREPR_RATE_LIMIT="2/second")
-    items = [i["id"] for i in service.sandbox.client().list_publications(limit=5)]
+    items = [i["id"] for i in service.sandbox.client().list_items(limit=5)]
     assert len(items) == 5
     service.sandbox.clear_requests()
     events = [service.send("content_item.published", item) for item in items]

@@ -51,7 +51,7 @@ def test_redis_outage_loses_nothing_sends_nothing_twice_and_does_not_stall(servi
     while "ready." not in worker.log_path.read_text():  # type: ignore[attr-defined]
         assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
         time.sleep(0.1)
-    items = [i["id"] for i in service.sandbox.client().list_publications()][:ITEMS]
+    items = [i["id"] for i in service.sandbox.client().list_items()][:ITEMS]
     assert len(items) == ITEMS
     intake = Intake(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5), 3600, 3600)
     sent: list[dict] = []

@@ -123,7 +123,7 @@ def test_worker_killed_mid_event_completes_after_restart_once(service: Service) 
 
 def test_rate_limited_storm_stays_under_the_limit_and_ends_correct(service: Service) -> None:
     service.rules(FOOTBALL.replace("q: {fz: football}", "model: {in: [Article, News]}"))
-    items = [i["id"] for i in service.sandbox.client().list_publications(
+    items = [i["id"] for i in service.sandbox.client().list_items(
         filter={"model": {"in": ["Article", "News"]}})][:12]
     service.sandbox.fault("/publications/*", method="PUT", status=429, retry_after=1, times=6)
     for _ in range(4):
