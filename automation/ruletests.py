@@ -132,12 +132,17 @@ def calls_match(expected: list[dict], planned: list[dict]) -> bool:
         return False
     left = list(planned)
     for want in expected:
-        hit = next((c for c in left if c["method"] == want["method"] and c["path"] == want["path"]
+        hit = next((c for c in left if c["method"] == want["method"] and _item(c["path"]) == _item(want["path"])
                     and ("body" not in want or is_subset(want["body"], c["body"]))), None)
         if hit is None:
             return False
         left.remove(hit)
     return True
+
+
+def _item(path: str) -> str:
+    """Tests name items, not dialects: `/content_items/x` and `/publications/x` are one item."""
+    return "/publications/" + path[len("/content_items/"):] if path.startswith("/content_items/") else path
 
 
 def is_subset(want: Any, got: Any) -> bool:

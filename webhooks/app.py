@@ -20,6 +20,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from prepr_automation import history, store
+from prepr_automation import dialect
 from prepr_automation.eviction import EvictionCheck
 from prepr_automation.observability import init_sentry, scrub_logs, secret_values
 from prepr_automation.settings import ConfigError, Settings, load_settings
@@ -128,8 +129,10 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     @app.get("/health")
     def health() -> Response:
         up = intake.healthy()
+        name, how = dialect.known(settings, intake.client)
         body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
-                "rules": rules_status(), "redis": eviction.report()}
+                "rules": rules_status(), "redis": eviction.report(),
+                "prepr": {"api_url": settings.api_url, "dialect": name, "decided_by": how}}
         if up:
             try:
                 body["queues"] = history.queue_depths(intake.client)

@@ -106,7 +106,7 @@ class TriggerWebhooks(Bulk):
     @classmethod
     def build(cls, args: Any, report: Reporter, env: BuildEnv) -> "Bulk | None":
         if env.dialect == "content_items":  # today's Mutation API has no bulk webhooks (SPEC §9)
-            report.error("trigger_webhooks has no equivalent in the content_items dialect of Prepr's API "
+            report.key_error("trigger_webhooks has no equivalent in the content_items dialect of Prepr's API "
                          "(PREPR_API=content_items): Prepr's Mutation API has no bulk webhooks")
             return None
         return super().build(args, report, env)

@@ -30,6 +30,9 @@ def resolve_channel(ref: str, channels: Sequence[dict]) -> str:
             return str(channel["id"])
     if _UUID.match(ref):
         return ref  # an id the list does not show (or no list given): trust it
+    if not channels:
+        raise ActionError(f"cannot assign channel '{ref}': this Prepr environment has no channels "
+                          "(channels are legacy in today's Prepr, kept for Prepr for Radio)")
     known = ", ".join(sorted({str(c.get("slug") or c.get("name") or c.get("id"))
                               for c in channels if isinstance(c, dict)})) or "none"
     raise ActionError(f"unknown channel '{ref}' (known: {known})")

@@ -62,3 +62,29 @@ def test_explain_human_output(tmp_path: Path) -> None:
     assert "rule tag-football-as-sport fired" in result.output
     assert "✓ q fz \"football\"" in result.output
     assert "PUT /publications/p1" in result.output
+
+
+TRIGGER = """version: 1
+rules:
+  - id: resend
+    on: content_item.published
+    do:
+      - trigger_webhooks: {filter: {model: {eq: Recipe}}, event: content_item.changed}
+"""
+
+
+def test_validate_refuses_what_the_named_dialect_lacks_at_its_place(monkeypatch, tmp_path: Path) -> None:
+    (tmp_path / "resend.yaml").write_text(TRIGGER)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "var"))
+    for named, ok in (("content_items", False), ("publications", True), ("auto", True)):
+        monkeypatch.setenv("PREPR_API", named)
+        result = CliRunner().invoke(main, ["validate", "resend.yaml"])
+        assert result.exit_code == (0 if ok else 1), result.output
+    monkeypatch.setenv("PREPR_API", "content_items")
+    result = CliRunner().invoke(main, ["validate", "resend.yaml"])
+    assert result.stdout.splitlines()[0] == (
+        "resend.yaml:6:9: rules[0].do[0].trigger_webhooks: trigger_webhooks has no equivalent in the "
+        "content_items dialect of Prepr's API (PREPR_API=content_items): Prepr's Mutation API has no bulk webhooks")
+    # the shipped rules keep their trigger_webhooks example disabled: valid in either dialect
+    assert CliRunner().invoke(main, ["validate", str(ROOT / "rules")]).exit_code == 0

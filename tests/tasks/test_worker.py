@@ -7,7 +7,7 @@ import signal
 import time
 from collections import Counter
 
-from tests.tasks.conftest import EDITOR, FINAL, Service, find_item, tag_names
+from tests.tasks.conftest import BOTH_DIALECTS, EDITOR, FINAL, Service, find_item, tag_names
 
 FOOTBALL = """
 version: 1
@@ -25,6 +25,7 @@ def _football(service: Service) -> str:
     return find_item(service.sandbox, "Late winner")["id"]
 
 
+@BOTH_DIALECTS
 def test_one_get_one_put_then_none_when_nothing_changes(service: Service) -> None:
     service.rules(FOOTBALL)
     service.start_worker()
@@ -68,6 +69,7 @@ rules:
     assert service.calls() == []
 
 
+@BOTH_DIALECTS
 def test_own_events_make_no_call(service: Service) -> None:
     service.rules(FOOTBALL)
     service.start_worker()
@@ -79,6 +81,7 @@ def test_own_events_make_no_call(service: Service) -> None:
     assert service.calls() == []
 
 
+@BOTH_DIALECTS
 def test_concurrent_events_on_one_item_lose_no_update(service: Service) -> None:
     service.rules("""
 version: 1
@@ -121,11 +124,12 @@ def test_worker_killed_mid_event_completes_after_restart_once(service: Service) 
     assert len(service.calls(method="PUT")) == 1
 
 
+@BOTH_DIALECTS
 def test_rate_limited_storm_stays_under_the_limit_and_ends_correct(service: Service) -> None:
     service.rules(FOOTBALL.replace("q: {fz: football}", "model: {in: [Article, News]}"))
     items = [i["id"] for i in service.sandbox.client().list_items(
         filter={"model": {"in": ["Article", "News"]}})][:12]
-    service.sandbox.fault("/publications/*", method="PUT", status=429, retry_after=1, times=6)
+    service.sandbox.fault(f"{service.items}/*", method="PUT", status=429, retry_after=1, times=6)
     for _ in range(4):
         service.start_worker(PREPR_RATE_LIMIT="8")
     service.sandbox.clear_requests()
@@ -142,11 +146,12 @@ def test_rate_limited_storm_stays_under_the_limit_and_ends_correct(service: Serv
     assert sum(1 for c in calls if c["status"] == 429) == 6
 
 
+@BOTH_DIALECTS
 def test_persistent_500_dead_letters_then_replay_completes(service: Service) -> None:
     service.rules(FOOTBALL)
     service.start_worker(TASK_MAX_RETRIES="2")
     item_id = _football(service)
-    service.sandbox.fault(f"/publications/{item_id}", method="PUT", status=500, times=None)
+    service.sandbox.fault(f"{service.items}/{item_id}", method="PUT", status=500, times=None)
     event_id = service.send("content_item.changed", item_id)
     trace = service.wait(event_id, timeout=60)
     assert trace["run"]["outcome"].startswith("dead-lettered: retries exhausted")
@@ -156,7 +161,7 @@ def test_persistent_500_dead_letters_then_replay_completes(service: Service) -> 
     assert listed.returncode == 0, listed.stderr
     letter = __import__("json").loads(listed.stdout.splitlines()[0])
     assert letter["event_id"] == event_id and letter["rule_id"] == "football-sport"
-    assert letter["request"] == {"method": "PUT", "path": f"/publications/{item_id}"}
+    assert letter["request"] == {"method": "PUT", "path": f"{service.items}/{item_id}"}
     assert letter["response"]["status"] == 500 and letter["attempts"] == 3
     assert service.sandbox.token not in listed.stdout
 
@@ -171,11 +176,12 @@ def test_persistent_500_dead_letters_then_replay_completes(service: Service) -> 
     assert service.cli("dead-letters", "list").stdout.strip().endswith("0 dead letter(s)")
 
 
+@BOTH_DIALECTS
 def test_client_error_is_not_retried(service: Service) -> None:
     service.rules(FOOTBALL)
     service.start_worker()
     item_id = _football(service)
-    service.sandbox.fault(f"/publications/{item_id}", method="PUT", status=422, times=None)
+    service.sandbox.fault(f"{service.items}/{item_id}", method="PUT", status=422, times=None)
     trace = service.wait(service.send("content_item.changed", item_id))
     assert trace["run"]["outcome"].startswith("dead-lettered: request refused")
     assert len(service.calls(method="PUT")) == 1

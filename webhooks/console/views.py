@@ -12,7 +12,7 @@ from flask_wtf.csrf import generate_csrf
 from automation import evaluate
 from automation.live import LiveRuleSet
 from automation.render import short
-from prepr_automation import history, store
+from prepr_automation import dialect, history, store
 from prepr_automation.settings import Settings
 
 from . import charts, status
@@ -170,7 +170,9 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     @bp.get("/status")
     @page
     def status_page() -> str:
-        return render_template("console/status.html", s=status.snapshot(client, settings.rate_limit))
+        snap = status.snapshot(client, settings.rate_limit)
+        snap["dialect"], snap["dialect_how"] = dialect.known(settings, client)
+        return render_template("console/status.html", s=snap, api_url=settings.api_url)
 
     @bp.errorhandler(404)
     def not_found(exc: Any) -> Response:
