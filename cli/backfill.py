@@ -143,7 +143,8 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
     if before and not (dry_run and restart):
         click.echo(f"  resuming: {before} item(s) already enqueued by this run (--restart to start over)")
     seen = (lambda ids: [False] * len(ids)) if dry_run and restart else cursor.seen
-    client = make_client(settings, redis, RateLimiter(redis, settings.rate_limit, key="prepr"))
+    # a dry run leaves nothing in the store, not even the dialect it found out
+    client = make_client(settings, None if dry_run else redis, RateLimiter(redis, settings.rate_limit, key="prepr"))
     with Stop() as stop, _progress() as progress:
         listing = progress.add_task("listed", total=None, note="")
 

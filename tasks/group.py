@@ -54,9 +54,15 @@ def merged_fetch(plans: list[FetchPlan | None]) -> FetchPlan | None:
 def plan_run(rt: Runtime, run: Run, rule_sets: list[RuleSet | None], snapshot: dict[str, Any] | None,
              last_fired: dict[str, float]) -> RunPlan:
     parts = run.parts
-    write_fields = WRITE_FIELDS if any(rule_sets) and rt.api.dialect.full_locale_put else ()
-    fetches = [rules.fetch_plan(p.envelope, snapshot=snapshot, write_fields=write_fields)
-               if rules is not None else None for p, rules in zip(parts, rule_sets)]
+
+    def plans(write_fields: tuple[str, ...]) -> list[FetchPlan | None]:
+        return [rules.fetch_plan(p.envelope, snapshot=snapshot, write_fields=write_fields)
+                if rules is not None else None for p, rules in zip(parts, rule_sets)]
+
+    # the dialect is asked only when Prepr will be called anyway (a run decided on payloads calls nobody)
+    fetches = plans(WRITE_FIELDS)
+    if any(fetches) and not rt.api.dialect.full_locale_put:
+        fetches = plans(())
     fetch = merged_fetch(fetches)
     item = None
     if fetch is not None:
