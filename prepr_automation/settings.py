@@ -127,7 +127,7 @@ DEV_STATE = "dev.json"
 # One Prepr at a time: if the environment names any of these, none is taken from dev's set-up
 # (a real token must never be sent to the sandbox, nor the sandbox's token to the real Prepr).
 PREPR_CONNECTION = ("PREPR_ACCESS_TOKEN", "PREPR_API_URL", "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID",
-                    "PREPR_CUSTOMERS_URL")
+                    "PREPR_CUSTOMERS_URL", "PREPR_API")
 
 
 def dev_state_path(env: Mapping[str, str]) -> Path:

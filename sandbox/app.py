@@ -124,6 +124,8 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         data = request.get_json(silent=True)
         if data is None and request.get_data():
             raise Invalid("the body is not valid JSON")
+        if data is not None and not isinstance(data, dict):
+            raise Invalid("the body must be a JSON object")
         return data or {}
 
     def page(items: list[dict[str, Any]], fields: str | None = None, label: str | None = None) -> Response:

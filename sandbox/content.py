@@ -92,6 +92,8 @@ def _person(store: Store, ref: Any) -> dict[str, Any] | None:
 
 def _element(store: Store, element: Any) -> dict[str, Any]:
     """One entry of a list field: a tag, an asset or a linked publication."""
+    if not isinstance(element, (str, dict)):
+        raise Invalid("an entry of a list field must be an object ({id} or {body}) or a tag's name")
     if isinstance(element, str) or not element.get("id"):
         return find_or_create_tag(store, element)
     for kind in ("tags", "assets", "publications"):

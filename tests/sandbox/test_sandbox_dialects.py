@@ -78,8 +78,9 @@ def test_content_items_put_needs_locales(sandbox_factory):
                  {"locales": "en-GB"}, {"locales": [None]}, {"locales": [""]}, {}):
         answer = call(sandbox, "PUT", f"/content_items/{ITEM}", body)
         assert answer.status_code == 400 and "locales" in answer.json()["error"]["message"], (body, answer.text)
-    assert call(sandbox, "PUT", f"/content_items/{ITEM}", [1]).status_code == 400
-    assert call(sandbox, "PUT", f"/content_items/{ITEM}", {"locales": ["en-GB"], "items": ["x"]}).status_code == 422
+    for bad in ([1], {"locales": ["en-GB"], "items": ["x"]}, {"locales": ["en-GB"], "items": {"en-GB": "x"}},
+                {"locales": ["en-GB"], "items": {"en-GB": {"tags": {"items": [7]}}}}):
+        assert call(sandbox, "PUT", f"/content_items/{ITEM}", bad).status_code == 422, bad
     assert call(sandbox, "PUT", "/content_items/nope", {"locales": ["en-GB"]}).status_code == 404
     assert item(sandbox) == before
     # The seeds' dialect still merges, and needs no locales.
@@ -162,6 +163,7 @@ def test_publish_and_unpublish_per_locale_with_webhooks(sandbox_factory, receive
     assert call(sandbox, "PATCH", f"/content_items/{ITEM}/de-DE/publish").status_code == 422
     for bad in ("tomorrow", True, 1e300):
         assert call(sandbox, "PATCH", f"/content_items/{ITEM}/en-GB/publish", {"publish_on": bad}).status_code == 422
+    assert call(sandbox, "PATCH", f"/content_items/{ITEM}/en-GB/publish", [1]).status_code == 422
     call(sandbox, "PUT", f"/publications/{ITEM}", {"status": "published"})  # the seeds' dialect: Publication
     events = receiver.wait_for(5)
     assert [(e["event"], e["payload"]["label"]) for e in events] == [
