@@ -117,6 +117,26 @@ def _field(store: Store, value: Any) -> Any:
     return value
 
 
+NONE = type(None)
+SHAPES: dict[str, tuple[type, ...]] = {
+    "model": (str, dict), "assigned_to": (str, dict, NONE), "status": (str,), "channels": (list, NONE),
+    "containers": (list, NONE), "locales": (list, NONE), "slug": (dict, str, NONE),
+    "publish_on": (dict, str, int, float, NONE), "expire_on": (dict, str, int, float, NONE)}
+
+
+def _check_shapes(body: dict[str, Any]) -> None:
+    """Prepr answers a value of the wrong JSON type with 422, so the sandbox never fails on one."""
+    for key, types in SHAPES.items():
+        if key in body and not isinstance(body[key], types):
+            raise Invalid(f"{key} has the wrong type ({type(body[key]).__name__})")
+    if not all(isinstance(loc, str) for loc in body.get("locales") or []):
+        raise Invalid("locales must be locale codes")
+    for key in ("channels", "containers"):
+        for ref in body.get(key) or []:
+            if not (isinstance(ref, str) or isinstance(ref, dict) and (key == "channels" or "id" in ref)):
+                raise Invalid(f"an entry of {key} must be an object with an id, or an id")
+
+
 def _locale_items(body: dict[str, Any], replacing: list[str] | None) -> list[tuple[str, Any]]:
     """(locale, fields) pairs to write: every locale of `items` when merging; when replacing, each
     named locale (one not in `items` becomes empty) and nothing else, as Prepr ignores the rest."""
@@ -134,6 +154,7 @@ def apply(store: Store, doc: dict[str, Any], body: dict[str, Any], *, creating: 
     (locale codes), those locales' content is replaced by the body's instead of merged."""
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")
+    _check_shapes(body)
     out = dict(doc)
     with store.lock:
         if "model" in body or creating:

@@ -79,7 +79,9 @@ def test_content_items_put_needs_locales(sandbox_factory):
         answer = call(sandbox, "PUT", f"/content_items/{ITEM}", body)
         assert answer.status_code == 400 and "locales" in answer.json()["error"]["message"], (body, answer.text)
     for bad in ([1], {"locales": ["en-GB"], "items": ["x"]}, {"locales": ["en-GB"], "items": {"en-GB": "x"}},
-                {"locales": ["en-GB"], "items": {"en-GB": {"tags": {"items": [7]}}}}):
+                {"locales": ["en-GB"], "items": {"en-GB": {"tags": {"items": [7]}}}},
+                {"locales": ["en-GB"], "model": [1]}, {"locales": ["en-GB"], "channels": 3},
+                {"locales": ["en-GB"], "containers": [{}]}, {"locales": ["en-GB"], "status": {"en-GB": "draft"}}):
         assert call(sandbox, "PUT", f"/content_items/{ITEM}", bad).status_code == 422, bad
     assert call(sandbox, "PUT", "/content_items/nope", {"locales": ["en-GB"]}).status_code == 404
     assert item(sandbox) == before
