@@ -243,8 +243,15 @@ class Sandbox:
         return self.admin("POST", "reset", {"seed": seed})["publications"]  # type: ignore[index]
 
     def client(self, **kwargs: object):
+        """A client of this sandbox; one serving a single dialect gets a client speaking it (customers
+        here too). `both` keeps the client's default, the seeds' dialect."""
         from prepr import PreprClient
 
+        if self.api != "both":
+            from prepr.dialects import DIALECTS
+
+            kwargs.setdefault("dialect", DIALECTS[self.api])
+            kwargs.setdefault("customers_url", self.url)
         return PreprClient(self.url, self.token, tracking_url=self.url, **kwargs)  # type: ignore[arg-type]
 
 
