@@ -218,3 +218,10 @@ def test_an_unknown_api_is_refused_before_serving(tmp_path):
     from sandbox.app import create_app
     with pytest.raises(ValueError, match="api must be one of"):
         create_app(tmp_path, "t", api="graphql")
+
+
+def test_a_seed_can_say_there_are_no_channels(sandbox_factory):
+    sandbox = sandbox_factory(seed={"channels": [], "publications": [SEED["publications"][0]]}, api="content_items")
+    assert call(sandbox, "GET", "/channels").json()["total"] == 0
+    assert call(sandbox, "GET", "/models").json()["total"] == 3  # not named: the demo set
+    assert sandbox.reset({"publications": []}) == 0 and call(sandbox, "GET", "/channels").json()["total"] == 3
