@@ -1,7 +1,8 @@
 """`prepr-automation dev` (what `make run` runs): the whole service on one machine, zero set-up.
 
-Starts the embedded Redis under DATA_DIR, the sandbox (a local Prepr with demo content, whose
-webhooks are signed and sent to our web), the web (gunicorn, as in the Procfile) and a worker,
+Starts the embedded Redis under DATA_DIR, the sandbox (a local Prepr with demo content, speaking
+the Mutation API of environments created today, customers included; its webhooks are signed and
+sent to our web), the web (gunicorn, as in the Procfile) and a worker,
 all pointed at each other; then prints a short tour, last, once the worker is ready. Generated
 secrets and all data live in DATA_DIR, so a second start picks up where the first stopped; the
 set-up is recorded in DATA_DIR/dev.json, where every other command run in this folder finds it.
@@ -112,14 +113,16 @@ def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules:
     admin = settings.admin_token or state.get("ADMIN_TOKEN") or secrets.token_hex(16)
     user = settings.automation_user_id or state.get("PREPR_AUTOMATION_USER_ID") or str(uuid.uuid4())
     setup = {"PREPR_WEBHOOK_SECRETS": secret, "PREPR_ACCESS_TOKEN": token, "PREPR_API_URL": sandbox,
-             "PREPR_TRACKING_URL": sandbox, "PREPR_AUTOMATION_USER_ID": user, "ADMIN_TOKEN": admin,
+             "PREPR_TRACKING_URL": sandbox, "PREPR_CUSTOMERS_URL": sandbox, "PREPR_AUTOMATION_USER_ID": user,
+             "ADMIN_TOKEN": admin,
              "PORT": str(port), "RULES_PATH": str(rules), "DATA_DIR": str(data_dir)}
     if settings.broker_url:
         setup["REDIS_URL"] = settings.broker_url
     write_dev_state({"DATA_DIR": str(data_dir)}, setup)
     env = {**os.environ, **setup, "CELERY_BROKER_URL": url}
     children.start([sys.executable, "-m", "sandbox", "--port", str(sandbox_port), "--data-dir",
-                    str(data_dir / "sandbox"), "--user-id", user, "--webhook-url", f"{web}/webhooks/prepr",
+                    str(data_dir / "sandbox"), "--api", "content_items", "--user-id", user,
+                    "--webhook-url", f"{web}/webhooks/prepr",
                     "--webhook-secret", secret.split(",")[0]], name="sandbox", env=env)
     children.start([sys.executable, "-m", "gunicorn", "webhooks:create_app()", "--bind", f"127.0.0.1:{port}",
                     "--worker-class", "gevent", "--workers", "1", "--keep-alive", "5",

@@ -42,14 +42,32 @@ def curl_line(url: str, event_file: Path, secret: str) -> str:
             f"-H 'Prepr-Signature: {signature}' --data-binary @{rel(event_file)}")
 
 
-def _demo_article(sandbox: str, token: str) -> tuple[str, str]:
-    """An en-GB Article the example rules have not tagged yet, and an editor to act as."""
+def _demo_article(sandbox: str, token: str) -> tuple[dict, str]:
+    """An en-GB Article the example rules have not tagged yet, and an editor to act as (dev's
+    sandbox speaks the Mutation API: content items, and customers where persons were)."""
     auth = {"Authorization": f"Bearer {token}"}
-    items = requests.get(f"{sandbox}/publications", params={"limit": 100}, headers=auth, timeout=5).json()["items"]
-    persons = requests.get(f"{sandbox}/persons", headers=auth, timeout=5).json()["items"]
+    items = requests.get(f"{sandbox}/content_items", params={"limit": 100}, headers=auth, timeout=5).json()["items"]
+    customers = requests.get(f"{sandbox}/customers", headers=auth, timeout=5).json()["items"]
     articles = [i for i in items if (i.get("model") or {}).get("body") == "Article" and "en-GB" in (i.get("items") or {})]
     untagged = [i for i in articles if "sport" not in json.dumps(i["items"]["en-GB"].get("tags"))]
-    return (untagged or articles)[0]["id"], persons[0]["id"]
+    return (untagged or articles)[0], customers[0]["id"]
+
+
+def _write_shape(value: object) -> object:
+    """A field as a GET shows it, in the PUT's shorter shape: text as {body}, references as {id}."""
+    if isinstance(value, dict) and isinstance(value.get("items"), list):
+        return {"items": [{"id": e["id"]} if isinstance(e, dict) and e.get("id") else e for e in value["items"]]}
+    if isinstance(value, dict) and value.get("label") == "Text":
+        return {"body": value.get("body")}
+    return value
+
+
+def edit_body(article: dict, locale: str, changes: dict) -> str:
+    """A content_items PUT of one locale: Prepr replaces the whole locale, so the body carries every
+    field the article has there, `changes` applied. JSON that is safe inside shell single quotes."""
+    fields = {name: _write_shape(value) for name, value in (article["items"].get(locale) or {}).items()}
+    body = {"locales": [locale], "items": {locale: {**fields, **changes}}}
+    return json.dumps(body, ensure_ascii=True).replace("'", "\\u0027")
 
 
 def _event_file(data_dir: Path, item: str) -> str:
@@ -62,9 +80,9 @@ def _event_file(data_dir: Path, item: str) -> str:
 
 def tour(web: str, sandbox: str, token: str, admin: str, secret: str, broker: str, data_dir: Path,
          rules: str, workers: int, event_file: Path) -> str:
-    item, editor = _demo_article(sandbox, token)
-    cmd = command()
-    body = json.dumps({"items": {"en-GB": {"intro": {"body": INTRO}}}})
+    article, editor = _demo_article(sandbox, token)
+    item, cmd = article["id"], command()
+    body = edit_body(article, "en-GB", {"intro": {"body": INTRO}})
     auth = f"-H 'Authorization: Bearer {token}'"
     return f"""
 prepr-automation is running
@@ -74,10 +92,11 @@ prepr-automation is running
   worker   {workers} processes, rules from {rel(rules)}; broker {broker}
 
 Try it (in another terminal, from this folder; commands here use this set-up, see {rel(data_dir / 'dev.json')}):
-  1. Change a demo article as an editor would; the sandbox sends Prepr's webhook to the web:
-     curl -s -o /dev/null -X PUT {sandbox}/publications/{item} {auth} -H 'X-Sandbox-User: {editor}' -H 'Content-Type: application/json' -d '{body}'
+  1. Change a demo article as an editor would (a PUT replaces the whole en-GB locale, so it carries
+     every field, the intro changed); the sandbox sends Prepr's webhook to the web:
+     curl -s -o /dev/null -X PUT {sandbox}/content_items/{item} {auth} -H 'X-Sandbox-User: {editor}' -H 'Content-Type: application/json' -d '{body}'
   2. Watch the worker line "event … publication {item[:8]}…: done" above; then see the tags:
-     curl -s '{sandbox}/publications/{item}?fields=items' {auth}
+     curl -s '{sandbox}/content_items/{item}?fields=items' {auth}
   3. What happened and why (id from the worker line):
      {cmd} trace EVENT_ID          or  curl -H 'Authorization: Bearer {admin}' {web}/events/EVENT_ID
   4. Dry-run the rules against the article, without writing:

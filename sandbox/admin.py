@@ -179,7 +179,7 @@ def register_admin(app: Flask) -> None:
 
     @app.get("/_sandbox/info")
     def info() -> Response:
-        return jsonify({"token_user_id": api_user["id"], "webhook_url": emitter.url,
+        return jsonify({"token_user_id": api_user["id"], "webhook_url": emitter.url, "api": state["api"],
                         "counts": {k: len(v) for k, v in store.docs.items()}, "data_file": str(store.path)})
 
     @app.get("/_sandbox/requests")

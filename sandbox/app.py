@@ -5,6 +5,7 @@ go to SQLite under DATA_DIR and raise signed webhooks. Header `X-Sandbox-User: <
 makes a write act as another user (its webhook's `performed_by` and `created_by`), so tests can
 simulate an editor's change; without it, writes are the token's own user. `latency_ms` and
 `rate_limit` start it in remote mode (admin.Remote): Prepr's latency and rate-limit windows.
+`api` picks the dialects served (sandbox.dialects): both, or `publications` / `content_items` alone.
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from . import content, query, seed
 from .admin import Faults, Remote, RequestLog, register_admin
 from .content import Invalid
+from .dialects import LABELS, BadRequest, Missing, check_api, put_locales, register_content_items, relabel, serves
 from .emitter import Emitter
 from .documents import Store
 
@@ -36,9 +38,10 @@ def _error(status: int, message: str) -> Response:
 
 def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, webhook_url: str | None = None,
                webhook_secret: str | None = None, seed_file: str | Path | None = None,
-               latency_ms: int = 0, rate_limit: str | None = None) -> Flask:
+               latency_ms: int = 0, rate_limit: str | None = None, api: str = "both") -> Flask:
     """An app over DATA_DIR/sandbox.sqlite3; seeds the demo content when the store is empty
-    (or loads `seed_file`, replacing what is there). ValueError on a bad remote-mode option."""
+    (or loads `seed_file`, replacing what is there). ValueError on a bad remote-mode option or `api`."""
+    check_api(api)
     app = Flask("sandbox")
     store = Store(Path(data_dir) / DB_NAME)
     api_user = {"id": user_id or content.new_id("person", "api-user"), "label": "Person",
@@ -52,7 +55,7 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         seed.load(store, seed.demo(), api_user)
     app.extensions["sandbox"] = {"store": store, "emitter": emitter, "faults": faults,
                                  "requests": requests_log, "tracked": tracked, "api_user": api_user,
-                                 "remote": remote}
+                                 "remote": remote, "api": api}
 
     # -- plumbing: auth, faults, request log -------------------------------------------------
 
@@ -121,9 +124,11 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         data = request.get_json(silent=True)
         if data is None and request.get_data():
             raise Invalid("the body is not valid JSON")
+        if data is not None and not isinstance(data, dict):
+            raise Invalid("the body must be a JSON object")
         return data or {}
 
-    def page(items: list[dict[str, Any]], fields: str | None = None) -> Response:
+    def page(items: list[dict[str, Any]], fields: str | None = None, label: str | None = None) -> Response:
         try:
             skip = int(request.args.get("skip", 0))
             limit = int(request.args.get("limit", DEFAULT_LIMIT))
@@ -133,10 +138,15 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
             return _error(400, "skip must be >= 0 and limit >= 1")
         limit = min(limit, MAX_LIMIT)
         chunk = [content.project(i, fields) for i in items[skip:skip + limit]]
+        chunk = [relabel(i, label) for i in chunk] if label else chunk
         return jsonify({"items": chunk, "total": len(items), "skip": skip, "limit": limit})
 
     def emit(event: str, pub: dict[str, Any], user: dict[str, Any]) -> None:
-        emitter.emit(event, content.slim(pub), user["id"])
+        """The label says which dialect made the change: content_items when the request did, or
+        when it is the only one served; the seeds' Publication otherwise."""
+        via_items = has_request_context() and request.path.startswith("/content_items")
+        label = LABELS["content_items" if api == "content_items" or via_items else "publications"]
+        emitter.emit(event, content.slim(pub, label), user["id"])
 
     def status_events(before: str | None, after: str | None) -> list[str]:
         if after == "published" and before != "published":
@@ -151,12 +161,13 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         pubs = [p for p in store.all("publications") if query.matches(p, conditions)]
         return sorted(pubs, key=key, reverse=reverse)
 
-    def update(pub_id: str, fragment: dict[str, Any], user: dict[str, Any]) -> dict[str, Any] | None:
+    def update(pub_id: str, fragment: dict[str, Any], user: dict[str, Any],
+               replacing: list[str] | None = None) -> dict[str, Any] | None:
         with store.lock:
             old = store.get("publications", pub_id)
             if old is None:
                 return None
-            new = content.apply(store, old, fragment, creating=False)
+            new = content.apply(store, old, fragment, creating=False, replacing=replacing)
             new["changed_on"] = content.now_iso()
             store.put("publications", new)
         emit("content_item.changed", new, user)
@@ -169,8 +180,13 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         return _error(422, str(exc))
 
     @app.errorhandler(query.BadFilter)
-    def _bad_filter(exc: query.BadFilter) -> Response:
+    @app.errorhandler(BadRequest)
+    def _bad_request(exc: ValueError) -> Response:
         return _error(400, str(exc))
+
+    @app.errorhandler(Missing)
+    def _missing(exc: Missing) -> Response:
+        return _error(404, str(exc))
 
     @app.errorhandler(404)
     def _not_found(_exc: Exception) -> Response:
@@ -184,14 +200,17 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
 
     @app.get("/health")
     def health() -> Response:
-        return jsonify({"status": "ok", "publications": len(store.docs["publications"]),
+        return jsonify({"status": "ok", "api": api, "publications": len(store.docs["publications"]),
                         "webhooks_pending": emitter.pending()})
 
-    for prefix in ("/publications", "/content_items"):
-        def list_publications() -> Response:
-            return page(matching(), request.args.get("fields"))
+    for dialect in (d for d in ("publications", "content_items") if serves(api, d)):
+        prefix, label = f"/{dialect}", LABELS[dialect]
+        noun = "publication" if dialect == "publications" else "content item"
 
-        def create_publication() -> Response:
+        def list_publications(label: str = label) -> Response:
+            return page(matching(), request.args.get("fields"), label=label)
+
+        def create_publication(label: str = label) -> Response:
             user = acting_user()
             with store.lock:
                 doc = content.apply(store, content.new_publication(user), body(), creating=True)
@@ -199,22 +218,25 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
             emit("content_item.created", doc, user)
             for event in status_events(None, doc.get("status")):
                 emit(event, doc, user)
-            return jsonify(doc), 201
+            return jsonify(relabel(doc, label)), 201
 
-        def get_publication(pub_id: str) -> Response:
+        def get_publication(pub_id: str, label: str = label, noun: str = noun) -> Response:
             doc = store.get("publications", pub_id)
             if doc is None:
-                return _error(404, f"publication {pub_id} not found")
-            return jsonify(content.project(doc, request.args.get("fields")))
+                return _error(404, f"{noun} {pub_id} not found")
+            return jsonify(relabel(content.project(doc, request.args.get("fields")), label))
 
-        def put_publication(pub_id: str) -> Response:
-            doc = update(pub_id, body(), acting_user())
-            return jsonify(doc) if doc is not None else _error(404, f"publication {pub_id} not found")
+        def put_publication(pub_id: str, dialect: str = dialect, label: str = label, noun: str = noun) -> Response:
+            """publications: merge; content_items: `locales` required, each named locale replaced."""
+            data = body()
+            replacing = put_locales(data) if dialect == "content_items" else None
+            doc = update(pub_id, data, acting_user(), replacing)
+            return jsonify(relabel(doc, label)) if doc is not None else _error(404, f"{noun} {pub_id} not found")
 
-        def delete_publication(pub_id: str) -> Response:
+        def delete_publication(pub_id: str, noun: str = noun) -> Response:
             doc = store.get("publications", pub_id)
             if doc is None or not store.delete("publications", pub_id):
-                return _error(404, f"publication {pub_id} not found")
+                return _error(404, f"{noun} {pub_id} not found")
             emit("content_item.deleted", doc, acting_user())
             return Response(status=204)
 
@@ -241,17 +263,21 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
                 emit(event, pub, user)
             return jsonify({"total": len(pubs), "items": [{"id": p["id"]} for p in pubs]})
 
-        name = prefix.strip("/")
+        name = dialect
         app.add_url_rule(prefix, f"{name}_list", list_publications, methods=["GET"])
         app.add_url_rule(prefix, f"{name}_create", create_publication, methods=["POST"])
         app.add_url_rule(f"{prefix}/<pub_id>", f"{name}_get", get_publication, methods=["GET"])
         app.add_url_rule(f"{prefix}/<pub_id>", f"{name}_put", put_publication, methods=["PUT"])
         app.add_url_rule(f"{prefix}/<pub_id>", f"{name}_delete", delete_publication, methods=["DELETE"])
-        app.add_url_rule(f"{prefix}/bulk/put", f"{name}_bulk_put", bulk_put, methods=["POST"])
-        app.add_url_rule(f"{prefix}/bulk/delete", f"{name}_bulk_delete", bulk_delete, methods=["POST"])
-        app.add_url_rule(f"{prefix}/bulk/webhooks", f"{name}_bulk_webhooks", bulk_webhooks, methods=["POST"])
+        if dialect == "publications":  # the Mutation API has no bulk endpoints
+            app.add_url_rule(f"{prefix}/bulk/put", f"{name}_bulk_put", bulk_put, methods=["POST"])
+            app.add_url_rule(f"{prefix}/bulk/delete", f"{name}_bulk_delete", bulk_delete, methods=["POST"])
+            app.add_url_rule(f"{prefix}/bulk/webhooks", f"{name}_bulk_webhooks", bulk_webhooks, methods=["POST"])
 
-    for kind in LISTABLE:
+    if serves(api, "content_items"):
+        register_content_items(app, store, body=body, acting_user=acting_user, emit=emit, page=page)
+
+    for kind in (k for k in LISTABLE if k != "persons" or serves(api, "publications")):
         def list_kind(kind: str = kind) -> Response:
             return page(store.all(kind), request.args.get("fields"))
 

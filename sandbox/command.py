@@ -26,7 +26,7 @@ def resolve_token(token: str | None, echo: Callable[[str], None] = print) -> str
 def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: str | None = None,
           user_id: str | None = None, webhook_url: str | None = None, webhook_secret: str | None = None,
           seed_file: str | Path | None = None, ready: Callable[[str], None] | None = None,
-          latency_ms: int = 0, rate_limit: str | None = None) -> None:
+          latency_ms: int = 0, rate_limit: str | None = None, api: str = "both") -> None:
     """Serve under gunicorn until SIGINT or SIGTERM (graceful): one worker process with 16 threads,
     keep-alive; the content, faults and request log are that process's state. Not werkzeug's
     server: it closes the connection after every answer."""
@@ -49,7 +49,7 @@ def serve(port: int, data_dir: str | Path, *, host: str = "127.0.0.1", token: st
             from .app import create_app
             return create_app(data_dir, token, user_id=user_id, webhook_url=webhook_url,
                               webhook_secret=webhook_secret, seed_file=seed_file, latency_ms=latency_ms,
-                              rate_limit=rate_limit)
+                              rate_limit=rate_limit, api=api)
 
     Sandbox().run()
 
@@ -76,8 +76,12 @@ def _close_store(arbiter: Any, worker: Any) -> None:
               show_default=True, help="Remote mode: every API call takes this long, as Prepr across the internet.")
 @click.option("--rate-limit", envvar="SANDBOX_RATE_LIMIT", metavar="WINDOWS",
               help="Remote mode: Prepr's windows per token, e.g. '35/second;800/minute'; 429 beyond any.")
+@click.option("--api", type=click.Choice(["both", "publications", "content_items"]), default="both",
+              envvar="SANDBOX_API", show_default=True,
+              help="The REST dialect(s) served: the seeds' /publications, today's /content_items (Mutation API), or both.")
 def sandbox_command(port: int, host: str, data_dir: str, seed_file: str | None, webhook_url: str | None,
-                    webhook_secret: str | None, user_id: str | None, latency_ms: int, rate_limit: str | None) -> None:
+                    webhook_secret: str | None, user_id: str | None, latency_ms: int, rate_limit: str | None,
+                    api: str) -> None:
     """Serve a local stand-in for Prepr's REST and tracking APIs, with demo content."""
     if webhook_url and not webhook_secret:
         raise click.UsageError("--webhook-url needs --webhook-secret (SANDBOX_WEBHOOK_SECRET)")
@@ -94,5 +98,5 @@ def sandbox_command(port: int, host: str, data_dir: str, seed_file: str | None, 
             raise click.BadParameter(str(exc), param_hint="--rate-limit") from None
     serve(port, data_dir, host=host, user_id=user_id or os.environ.get("PREPR_AUTOMATION_USER_ID"),
           webhook_url=webhook_url, webhook_secret=webhook_secret, seed_file=seed_file,
-          latency_ms=latency_ms, rate_limit=rate_limit,
+          latency_ms=latency_ms, rate_limit=rate_limit, api=api,
           ready=lambda url: click.echo(f"Prepr sandbox listening on {url}", err=True))

@@ -4,7 +4,10 @@ Bodies follow Prepr's REST shape: `model` by `{id}` or `{body}` (name), `items.{
 with text as `{body}` (a bare string is accepted), tags as `{items: [{id} | {body} | {slug}]}`
 (unknown bodies create the tag), assets by `{id}`, channels as `[{id} | {slug} | {name}]`,
 `assigned_to` as `{id}`. PUT merges: `items` per locale per field, `publish_on` / `slug` per
-locale; every other given key replaces the old value. Unknown references answer 422.
+locale; every other given key replaces the old value. The content_items dialect's PUT instead
+replaces each locale it names whole (`replacing`). Values may also come back in the shape a GET
+returns (`label`, a tag's or asset's full document): a client can send back what it read.
+Unknown references answer 422.
 """
 from __future__ import annotations
 
@@ -89,6 +92,8 @@ def _person(store: Store, ref: Any) -> dict[str, Any] | None:
 
 def _element(store: Store, element: Any) -> dict[str, Any]:
     """One entry of a list field: a tag, an asset or a linked publication."""
+    if not isinstance(element, (str, dict)):
+        raise Invalid("an entry of a list field must be an object ({id} or {body}) or a tag's name")
     if isinstance(element, str) or not element.get("id"):
         return find_or_create_tag(store, element)
     for kind in ("tags", "assets", "publications"):
@@ -112,20 +117,54 @@ def _field(store: Store, value: Any) -> Any:
     return value
 
 
-def apply(store: Store, doc: dict[str, Any], body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """Merge a POST/PUT body into `doc` (a copy is returned); raises Invalid."""
+NONE = type(None)
+SHAPES: dict[str, tuple[type, ...]] = {
+    "model": (str, dict), "assigned_to": (str, dict, NONE), "status": (str,), "channels": (list, NONE),
+    "containers": (list, NONE), "locales": (list, NONE), "slug": (dict, str, NONE),
+    "publish_on": (dict, str, int, float, NONE), "expire_on": (dict, str, int, float, NONE)}
+
+
+def _check_shapes(body: dict[str, Any]) -> None:
+    """Prepr answers a value of the wrong JSON type with 422, so the sandbox never fails on one."""
+    for key, types in SHAPES.items():
+        if key in body and not isinstance(body[key], types):
+            raise Invalid(f"{key} has the wrong type ({type(body[key]).__name__})")
+    if not all(isinstance(loc, str) for loc in body.get("locales") or []):
+        raise Invalid("locales must be locale codes")
+    for key in ("channels", "containers"):
+        for ref in body.get(key) or []:
+            if not (isinstance(ref, str) or isinstance(ref, dict) and (key == "channels" or "id" in ref)):
+                raise Invalid(f"an entry of {key} must be an object with an id, or an id")
+
+
+def _locale_items(body: dict[str, Any], replacing: list[str] | None) -> list[tuple[str, Any]]:
+    """(locale, fields) pairs to write: every locale of `items` when merging; when replacing, each
+    named locale (one not in `items` becomes empty) and nothing else, as Prepr ignores the rest."""
+    items = body.get("items") or {}
+    if not isinstance(items, dict):
+        raise Invalid("items must be an object of locales")
+    if replacing is None:
+        return list(items.items())
+    return [(locale, items.get(locale) or {}) for locale in replacing]
+
+
+def apply(store: Store, doc: dict[str, Any], body: dict[str, Any], *, creating: bool,
+          replacing: list[str] | None = None) -> dict[str, Any]:
+    """Merge a POST/PUT body into `doc` (a copy is returned); raises Invalid. With `replacing`
+    (locale codes), those locales' content is replaced by the body's instead of merged."""
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")
+    _check_shapes(body)
     out = dict(doc)
     with store.lock:
         if "model" in body or creating:
             if "model" not in body:
                 raise Invalid("model is required")
             out["model"] = _model(store, body["model"])
-        for locale, fields in (body.get("items") or {}).items():
+        for locale, fields in _locale_items(body, replacing):
             if not isinstance(fields, dict):
                 raise Invalid(f"items.{locale} must be an object")
-            merged = dict((out.get("items") or {}).get(locale) or {})
+            merged = {} if replacing is not None else dict((out.get("items") or {}).get(locale) or {})
             for api_id, value in fields.items():
                 if value is None:
                     merged.pop(api_id, None)
@@ -174,11 +213,11 @@ def new_publication(user: dict[str, Any] | None, stamp: str | None = None, id_: 
             "created_by": user, "assigned_to": None}
 
 
-def slim(pub: dict[str, Any]) -> dict[str, Any]:
+def slim(pub: dict[str, Any], label: str = "Publication") -> dict[str, Any]:
     """The webhook payload newer Prepr deliveries carry: ids and timestamps, no content."""
     model = pub.get("model") or {}
     return {"id": pub["id"], "created_on": pub.get("created_on"), "changed_on": pub.get("changed_on"),
-            "label": "Publication", "model": {"id": model.get("id"), "body": model.get("body")},
+            "label": label, "model": {"id": model.get("id"), "body": model.get("body")},
             "locales": pub.get("locales", []), "status": pub.get("status"),
             "publish_on": pub.get("publish_on") or {}}
 

@@ -4,7 +4,8 @@ A seed is JSON: `{"models": [...], "channels": [...], "tags": [...], "assets": [
 "persons": [...], "publications": [...]}`. Publications use the API's write shape (model by
 name, tags by body, channels by slug) plus optional `id`, `created_on`, `changed_on`,
 `created_by` (a person id) and `status`. Models, channels and persons missing from a seed file
-are taken from the demo set, so a seed of publications alone works.
+are taken from the demo set, so a seed of publications alone works; an empty list means none
+(an environment without channels, as most created today are).
 """
 from __future__ import annotations
 
@@ -180,7 +181,8 @@ def load(store: Store, seed: dict[str, Any], api_user: dict[str, Any]) -> int:
     defaults = demo()
     store.clear()
     for kind in ("models", "channels", "persons", "assets", "tags"):
-        for doc in seed.get(kind) or defaults.get(kind) or []:
+        given = seed.get(kind)
+        for doc in (given if given is not None else defaults.get(kind)) or []:
             doc = dict(doc)
             doc.setdefault("id", new_id())
             if kind == "tags" and "slug" not in doc:

@@ -184,16 +184,19 @@ SANDBOX_USER_ID = "0b7c9a3e-5d2f-4e1a-9c8b-3f6d2e1a7b40"
 
 
 class Sandbox:
-    """A running `python -m sandbox`: its URL and token, and handles on its admin endpoints."""
+    """A running `python -m sandbox`: its URL and token, the dialect(s) it serves (`api`: both,
+    publications or content_items), and handles on its admin endpoints."""
 
-    def __init__(self, url: str, token: str, user_id: str, data_dir: Path, proc: subprocess.Popen) -> None:
+    def __init__(self, url: str, token: str, user_id: str, data_dir: Path, proc: subprocess.Popen,
+                 api: str = "both") -> None:
         self.url, self.token, self.user_id, self.data_dir, self.proc = url, token, user_id, data_dir, proc
+        self.api = api
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment that points the service at this sandbox."""
+        """Environment that points the service at this sandbox (customers are served there too)."""
         return {"PREPR_API_URL": self.url, "PREPR_TRACKING_URL": self.url, "PREPR_ACCESS_TOKEN": self.token,
-                "PREPR_AUTOMATION_USER_ID": self.user_id}
+                "PREPR_AUTOMATION_USER_ID": self.user_id, "PREPR_CUSTOMERS_URL": self.url}
 
     def admin(self, verb: str, path: str, json_body: object = None, params: dict | None = None) -> object:
         """Call an admin endpoint (`/_sandbox/<path>`) and return its JSON."""
@@ -240,23 +243,32 @@ class Sandbox:
         return self.admin("POST", "reset", {"seed": seed})["publications"]  # type: ignore[index]
 
     def client(self, **kwargs: object):
+        """A client of this sandbox; one serving a single dialect gets a client speaking it (customers
+        here too). `both` keeps the client's default, the seeds' dialect."""
         from prepr import PreprClient
 
+        if self.api != "both":
+            from prepr.dialects import DIALECTS
+
+            kwargs.setdefault("dialect", DIALECTS[self.api])
+            kwargs.setdefault("customers_url", self.url)
         return PreprClient(self.url, self.token, tracking_url=self.url, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def sandbox_factory(processes: Processes, tmp_path: Path):
-    """start(webhook_url=, webhook_secret=, seed= (path or dict), data_dir=, user_id=, env=) -> Sandbox"""
+    """start(webhook_url=, webhook_secret=, seed= (path or dict), data_dir=, user_id=, env=, api=) -> Sandbox"""
     counter = iter(range(1000))
 
     def start(webhook_url: str | None = None, webhook_secret: str | None = None, seed: object = None,
-              data_dir: Path | None = None, user_id: str = SANDBOX_USER_ID, env: dict | None = None) -> Sandbox:
+              data_dir: Path | None = None, user_id: str = SANDBOX_USER_ID, env: dict | None = None,
+              api: str = "both") -> Sandbox:
         n = next(counter)
         data = data_dir or tmp_path / f"sandbox-data-{n}"
         data.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        args = [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(data), "--user-id", user_id]
+        args = [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(data), "--user-id", user_id,
+                "--api", api]
         if isinstance(seed, dict):
             seed_path = tmp_path / f"sandbox-seed-{n}.json"
             seed_path.write_text(json.dumps(seed))
@@ -268,7 +280,7 @@ def sandbox_factory(processes: Processes, tmp_path: Path):
         proc = processes.start(args, {"PREPR_ACCESS_TOKEN": SANDBOX_TOKEN, **(env or {})}, f"sandbox-{n}")
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/health", proc=proc)
-        return Sandbox(url, SANDBOX_TOKEN, user_id, data, proc)
+        return Sandbox(url, SANDBOX_TOKEN, user_id, data, proc, api)
 
     return start
 

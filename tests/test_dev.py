@@ -19,7 +19,8 @@ import requests
 from tests.conftest import BIN, ROOT, Processes, free_port, no_survivors, survivors
 
 CONFIG = ("CELERY_BROKER_URL", "REDIS_URL", "PREPR_ACCESS_TOKEN", "PREPR_WEBHOOK_SECRETS", "PREPR_API_URL",
-          "PREPR_TRACKING_URL", "PREPR_AUTOMATION_USER_ID", "ADMIN_TOKEN", "DATA_DIR", "RULES_PATH", "PORT")
+          "PREPR_TRACKING_URL", "PREPR_CUSTOMERS_URL", "PREPR_API", "PREPR_AUTOMATION_USER_ID", "ADMIN_TOKEN",
+          "DATA_DIR", "RULES_PATH", "PORT")
 READY = "Ctrl-C stops everything."
 
 
@@ -53,7 +54,7 @@ def _start(processes: Processes, folder: Path, name: str, marker: str, pipe: boo
 
 
 def _tags(sandbox: str, token: str, item: str) -> list[str]:
-    item_doc = requests.get(f"{sandbox}/publications/{item}", headers={"Authorization": f"Bearer {token}"},
+    item_doc = requests.get(f"{sandbox}/content_items/{item}", headers={"Authorization": f"Bearer {token}"},
                             timeout=5).json()
     return [t["body"] for t in item_doc["items"]["en-GB"]["tags"]["items"]]
 
@@ -69,15 +70,24 @@ def test_dev_tags_a_changed_demo_article_end_to_end(processes: Processes, tmp_pa
     assert re.search(r"dev@\S+ ready\.", log) and log.index("dev@") < log.index("prepr-automation is running")
     assert log.rstrip().endswith(READY)  # the tour is the last thing printed
     step1 = next(line.strip() for line in log.splitlines() if line.strip().startswith("curl -s -o /dev/null -X PUT"))
-    item = re.search(r"/publications/([0-9a-f-]{36})", step1).group(1)
+    item = re.search(r"/content_items/([0-9a-f-]{36})", step1).group(1)
     token = re.search(r"Authorization: Bearer (\S+)'", step1).group(1)
     editor = re.search(r"X-Sandbox-User: (\S+)'", step1).group(1)
     body = re.search(r"-d '(\{.*\})'", step1).group(1)
     assert "sport" not in _tags(sandbox, token, item)
+    before = requests.get(f"{sandbox}/content_items/{item}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=5).json()["items"]
+    sent = json.loads(body)  # a valid content_items PUT: the locale named, all its fields, one changed
+    assert sent["locales"] == ["en-GB"] and set(sent["items"]["en-GB"]) == set(before["en-GB"])
+    assert requests.get(f"{sandbox}/publications", headers={"Authorization": f"Bearer {token}"},
+                        timeout=5).status_code == 404  # dev's sandbox speaks the Mutation API alone
 
-    answer = requests.put(f"{sandbox}/publications/{item}", data=body, timeout=5, headers={
+    answer = requests.put(f"{sandbox}/content_items/{item}", data=body, timeout=5, headers={
         "Authorization": f"Bearer {token}", "X-Sandbox-User": editor, "Content-Type": "application/json"})
     assert answer.status_code == 200
+    edited = answer.json()["items"]["en-GB"]
+    assert edited["intro"]["body"].startswith("Tonight") and edited["title"] == before["en-GB"]["title"]
+    assert edited["cover"] == before["en-GB"]["cover"] and answer.json()["items"].get("nl-NL") == before.get("nl-NL")
     deadline = time.monotonic() + 60
     while not {"sport", "football", "tennis"} <= set(_tags(sandbox, token, item)):
         assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-4000:]
@@ -105,7 +115,8 @@ def test_dev_tags_a_changed_demo_article_end_to_end(processes: Processes, tmp_pa
     assert not (tmp_path / "var" / "redis.sock").exists()  # the embedded Redis is down too
 
     proc, _, sandbox, _ = _start(processes, tmp_path, "second", marker)  # a second start reuses var/
-    assert json.loads((tmp_path / "var" / "dev.json").read_text())["PREPR_ACCESS_TOKEN"] == token
+    recorded = json.loads((tmp_path / "var" / "dev.json").read_text())
+    assert recorded["PREPR_ACCESS_TOKEN"] == token and recorded["PREPR_CUSTOMERS_URL"] == sandbox
     assert {"sport", "football", "tennis"} <= set(_tags(sandbox, token, item))
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(40) == 0
