@@ -54,7 +54,7 @@ SEED = {"publications": [_pub(f"Story {n}") for n in range(250)]
 
 @pytest.fixture
 def backfill_service(processes: Processes, redis_url: str, sandbox_factory, tmp_path: Path) -> Service:
-    service = Service(processes, redis_url, sandbox_factory(seed=SEED), tmp_path)
+    service = Service(processes, redis_url, sandbox_factory(seed=SEED, api="publications"), tmp_path)
     service.rules(RULES)
     return service
 
@@ -182,7 +182,7 @@ def test_progress_follows_the_worker_and_ends_with_a_tally(processes: Processes,
     """Outcomes are read from the jobs' traces: 3 tagged, 2 the worker finds nothing to do for, and
     one Prepr refuses to write (dead-lettered); exit 1 because one was."""
     seed = {"publications": [_pub(f"Story {n}") for n in range(4)] + [_pub(f"Other {n}") for n in range(2)]}
-    service = Service(processes, redis_url, sandbox_factory(seed=seed), tmp_path)
+    service = Service(processes, redis_url, sandbox_factory(seed=seed, api="publications"), tmp_path)
     service.rules(RULES)
     refused = next(p["id"] for p in all_pubs(service.sandbox) if title(p) == "Story 3")
     service.sandbox.fault(f"/publications/{refused}", 400, method="PUT", times=None)
