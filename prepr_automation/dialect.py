@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Callable
 
 import redis
@@ -17,6 +18,7 @@ from .store import PREFIX
 
 log = logging.getLogger("prepr_automation.dialect")
 TTL = 24 * 3600
+CLAIM_SECONDS = 5.0
 
 
 def _key(api_url: str) -> str:
@@ -39,10 +41,20 @@ def known(settings: Settings, client: redis.Redis | None) -> tuple[str | None, s
 
 
 def resolve(settings: Settings, client: redis.Redis | None, detect: Callable[[], str]) -> str:
-    """The dialect to speak: the setting, the store's answer, or `detect()` (then remembered)."""
+    """The dialect to speak: the setting, the store's answer, or `detect()` (then remembered).
+
+    Processes starting together ask Prepr once: the first takes a short claim and asks, the
+    others wait for its answer (a few seconds at most, then ask themselves)."""
     name, _ = known(settings, client)
     if name is not None:
         return name
+    if client is not None and not _claim(client, settings.api_url):
+        deadline = time.monotonic() + CLAIM_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            name, _ = known(settings, client)
+            if name is not None:
+                return name
     name = detect()
     log.info("Prepr at %s speaks the %s dialect (PREPR_API=auto, kept for a day)", settings.api_url, name)
     if client is not None:
@@ -51,6 +63,14 @@ def resolve(settings: Settings, client: redis.Redis | None, detect: Callable[[],
         except redis.RedisError:
             pass  # asked again by the next process: harmless
     return name
+
+
+def _claim(client: redis.Redis, api_url: str) -> bool:
+    try:
+        return bool(client.set(_key(api_url).replace("dialect:", "dialect-asking:"), "1", nx=True,
+                               ex=CLAIM_SECONDS))
+    except redis.RedisError:
+        return True
 
 
 def forget(settings: Settings, client: redis.Redis) -> None:
