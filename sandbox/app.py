@@ -21,6 +21,7 @@ from .admin import Faults, Remote, RequestLog, register_admin
 from .content import Invalid
 from .emitter import Emitter
 from .documents import Store
+from .identity import register_identity
 
 log = logging.getLogger("sandbox")
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
@@ -283,4 +284,5 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         return Response(status=202)
 
     register_admin(app)
+    register_identity(app)
     return app
