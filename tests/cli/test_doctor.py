@@ -1,6 +1,7 @@
 """`prepr-automation doctor` against the real sandbox (over HTTP), a real Redis and a real worker."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -201,3 +202,58 @@ def test_an_evicting_or_full_redis_is_a_cross(doctor: Doctor, config: redis.Redi
     assert code == 1
     assert len(failures(lines)) == 1 and failures(lines)[0].startswith(f"✗ connections: {connected + 1} of its "
                                                                       f"maxclients {connected + 1}"), out
+
+
+def test_a_remembered_dialect_that_prepr_no_longer_speaks_is_a_cross(doctor: Doctor,
+                                                                     redis_client: redis.Redis) -> None:
+    settings = load_settings(doctor.env(PREPR_API="auto"))
+    assert dialect.resolve(settings, redis_client, lambda: "publications") == "publications"  # as a worker keeps it
+    code, lines, out = doctor.run(PREPR_API="auto")
+    assert code == 1
+    assert failures(lines) == ["✗ Prepr speaks the content_items dialect, but the store remembers publications "
+                               "(PREPR_API=auto) — set PREPR_API=content_items, or wait: the remembered answer "
+                               "expires within a day"], out
+
+
+def test_channel_rules_in_an_environment_without_channels_are_a_cross(doctor: Doctor, sandbox: Sandbox) -> None:
+    doctor.rules.write_text(TAG_RULE.replace("do: [{add_tags: [doctor-checked]}]",
+                                             "do: [{assign_channels: [web]}]").split("tests:")[0])
+    code, lines, out = doctor.run(PREPR_API="content_items")
+    assert code == 0, out  # the demo environment has channels
+    sandbox.fault("/channels", 404, method="GET", times=None)  # as today's Prepr without legacy channels
+    code, lines, out = doctor.run(PREPR_API="content_items")
+    assert code == 1
+    assert failures(lines) == [f"✗ rule tag-everything ({doctor.rules}:4) uses channels, but the environment has "
+                               "none (channels are legacy in today's Prepr) — disable the rule (`disabled: why`) "
+                               "or create the channels in Prepr"], out
+
+
+def test_doctor_passes_in_the_folder_of_dev_after_its_first_write(processes: Processes, tmp_path: Path) -> None:
+    """`make run` as a newcomer: the embedded Redis (no REDIS_URL), dev's set-up, the shipped rules."""
+    import re
+    import time
+
+    import requests
+
+    from tests.test_dev import _cli, _start, _tags
+
+    marker = f"PA_DOCTOR_TEST={os.getpid()}-{time.time()}"
+    proc, log, sandbox, _ = _start(processes, tmp_path, "dev", marker)
+    step1 = next(line.strip() for line in log.splitlines() if line.strip().startswith("curl -s -o /dev/null -X PUT"))
+    item = re.search(r"/publications/([0-9a-f-]{36})", step1).group(1)
+    token = re.search(r"Authorization: Bearer (\S+)'", step1).group(1)
+    editor = re.search(r"X-Sandbox-User: (\S+)'", step1).group(1)
+    body = re.search(r"-d '(\{.*\})'", step1).group(1)
+    assert requests.put(f"{sandbox}/publications/{item}", data=body, timeout=5, headers={
+        "Authorization": f"Bearer {token}", "X-Sandbox-User": editor, "Content-Type": "application/json"}).ok
+    deadline = time.monotonic() + 60
+    while "sport" not in _tags(sandbox, token, item):
+        assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()[-4000:]
+        time.sleep(0.2)
+    done = _cli(tmp_path, marker, "doctor")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and all(line.startswith("✓ ") for line in lines), done.stdout + done.stderr
+    assert any(line.startswith("✓ the Redis at ") and "redis.sock answers" in line for line in lines)
+    user = json.loads((tmp_path / "var" / "dev.json").read_text())["PREPR_AUTOMATION_USER_ID"]
+    assert any(line.startswith(f"✓ the token is bound to user {user}, and PREPR_AUTOMATION_USER_ID matches")
+               for line in lines), done.stdout
