@@ -136,6 +136,8 @@ def _writer(api: PreprClient, client_redis: redis.Redis) -> tuple[str | None, st
             item = api.get_item(item_id, fields="updated_by,changed_on")
         except PreprNotFound:
             continue
+        except PreprError as exc:
+            return None, f"reading item {item_id} failed: {exc.message}"
         try:
             changed = datetime.fromisoformat(str(item.get("changed_on"))).timestamp()
         except ValueError:

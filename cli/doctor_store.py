@@ -33,6 +33,8 @@ def _limit(client: redis.Redis, name: str, section: str, field: str) -> int:
     try:
         value: Any = next(iter(client.config_get(name).values()), None)
     except redis.ResponseError:  # CONFIG disabled or not permitted
+        value = None
+    if value is None:
         value = client.info(section).get(field)
     try:
         return int(value.decode() if isinstance(value, bytes) else value or 0)
@@ -77,6 +79,9 @@ def redis_lines(client: redis.Redis, where: str, password: str | None = None) ->
     lines = [good(f"{where} answers")]
     if policy == eviction.SAFE:
         lines.append(good(f"its maxmemory-policy is {eviction.SAFE}"))
+    elif policy is None:
+        lines.append(bad("its maxmemory-policy cannot be read (neither CONFIG GET nor INFO names it)",
+                         f"make sure the Redis plan's maxmemory-policy is {eviction.SAFE} (docs/operations.md)"))
     else:
         lines.append(bad(f"its maxmemory-policy is {policy}: once memory is full, Redis deletes keys, queued events "
                          "and dedupe records among them", f"set maxmemory-policy to {eviction.SAFE} in the Redis "
