@@ -31,11 +31,12 @@ def _register() -> None:
 
     from .backfill import backfill
     from .dev import dev
+    from .doctor import doctor
     from .operations import COMMANDS as OPERATIONS
     from .rules import COMMANDS as RULES
     from .send import send
 
-    for command in (dev, sandbox_command, *RULES, send, *OPERATIONS, backfill):
+    for command in (dev, sandbox_command, *RULES, send, *OPERATIONS, backfill, doctor):
         main.add_command(command)
 
 

@@ -108,7 +108,8 @@ def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules:
     url = store.broker_url(settings)
     web, sandbox = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
     state = _previous(data_dir)
-    secret = os.environ.get("PREPR_WEBHOOK_SECRETS") or state.get("PREPR_WEBHOOK_SECRETS") or secrets.token_hex(16)
+    # a new key has the form of a Prepr webhook id (a UUID), the form `doctor` expects
+    secret = os.environ.get("PREPR_WEBHOOK_SECRETS") or state.get("PREPR_WEBHOOK_SECRETS") or str(uuid.uuid4())
     token = settings.access_token or state.get("PREPR_ACCESS_TOKEN") or "sandbox-" + secrets.token_hex(16)
     admin = settings.admin_token or state.get("ADMIN_TOKEN") or secrets.token_hex(16)
     user = settings.automation_user_id or state.get("PREPR_AUTOMATION_USER_ID") or str(uuid.uuid4())

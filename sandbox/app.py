@@ -23,6 +23,7 @@ from .content import Invalid
 from .dialects import LABELS, BadRequest, Missing, check_api, put_locales, register_content_items, relabel, serves
 from .emitter import Emitter
 from .documents import Store
+from .identity import register_identity
 
 log = logging.getLogger("sandbox")
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
@@ -309,4 +310,5 @@ def create_app(data_dir: str | Path, token: str, *, user_id: str | None = None, 
         return Response(status=202)
 
     register_admin(app)
+    register_identity(app)
     return app
