@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import operator
-import re
 from numbers import Number
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
@@ -19,59 +18,139 @@ from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from . import budget
 from .errors import ActionError
+from .safefilters import BudgetFormatter, check_method, guarded_filters, percent
 from .yamlsrc import Reporter
 
 MAX_TEMPLATE_CHARS = 10_000  # one template string in a rule file
-MAX_VALUE_CHARS = 100_000  # a string or list a template builds by `*` or `**`
 MAX_EXPONENT = 1_000
+MAX_ERROR_CHARS = 300  # a template's error as the trace shows it
 
 
-class _NoFolding(CodeGenerator):
-    """Jinja evaluates constant output (`{{ 10**100000 }}`) while compiling; here every
-    expression waits for render time, where the sandbox's limits apply."""
+class _Budgeted(CodeGenerator):
+    """Code that keeps the rendering budget (automation.budget).
+
+    No constant folding: Jinja evaluates constant output (`{{ 10**100000 }}`) while compiling; here
+    every expression waits for render time. Literal text counts as output where it is written (also
+    into `{% set %}` blocks and macros), and `~` measures what it would join before joining."""
 
     def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> str:
         if isinstance(node, nodes.TemplateData):
             return super()._output_child_to_const(node, frame, finalize)
         raise nodes.Impossible()
 
+    def visit_Output(self, node: nodes.Output, frame: Any) -> None:
+        literal = sum(len(child.data) for child in node.nodes if isinstance(child, nodes.TemplateData))
+        if literal:
+            self.writeline(f"environment.budget_emit({literal})")
+        super().visit_Output(node, frame)
 
-_WIDE = re.compile(r"%[-+ #0]*(\*|\d{5,}|\d*\.(\*|\d{5,}))")
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.budget_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 def _size(value: Any) -> int:
     return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
 
 
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    from jinja2.utils import generate_lorem_ipsum
+
+    budget.would_build(int(n) * int(max) * 12, "lipsum")
+    return generate_lorem_ipsum(n, html, min, max)
+
+
 class _Env(ImmutableSandboxedEnvironment):
     """Immutable sandbox: `{{ item.clear() }}` cannot change what later rules see. Keys win over
-    dict methods, so `item.items['en-GB']` reads Prepr's `items`, not dict.items. `*`, `**` and
-    `%` are checked before they run, so no template builds a huge number or string."""
+    dict methods, so `item.items['en-GB']` reads Prepr's `items`, not dict.items. Everything that
+    can make a large value or text is measured before it runs (automation.safefilters), and loops,
+    calls and reads check the render's deadline."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
-    code_generator_class = _NoFolding
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _Budgeted
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(finalize=self._finalize, **options)
+        self.filters = guarded_filters(self.filters)
+        self.globals["lipsum"] = _lipsum
+        self.globals[_LOOP] = budget.stepping
+
+    @staticmethod
+    def _finalize(value: Any) -> Any:
+        budget.emit(budget.weight(value, 4 * budget.max_bytes() + 1))
+        return value
+
+    @staticmethod
+    def budget_emit(size: int) -> None:
+        budget.emit(size)
+
+    @staticmethod
+    def budget_concat(parts: tuple) -> str:
+        budget.would_build(sum(budget.weight(p, budget.max_bytes() + 1) for p in parts), "`~`")
+        return "".join(str(p) for p in parts)
+
+    def _parse(self, source: str, name: Any, filename: Any) -> nodes.Template:
+        """Every `{% for %}` iterates through budget.stepping: a deadline check per step."""
+        ast = super()._parse(source, name, filename)
+        for loop in list(ast.find_all(nodes.For)):
+            call = nodes.Call(nodes.Name(_LOOP, "load"), [loop.iter], [], None, None, lineno=loop.lineno)
+            loop.iter = call.set_environment(self)
+        return ast
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        budget.tick()
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        budget.tick()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget.tick()
+        args = check_method(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        owner, is_map = value.__self__, value.__name__ == "format_map"
+
+        def budgeted(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            return type(owner)(BudgetFormatter(self).vformat(owner, args, kwargs))
+
+        return budgeted
+
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        budget.tick()
         if op == "**" and isinstance(right, Number) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
-        if op == "*":
+        if op == "*":  # strings by characters, lists by items (what they print is measured at output)
             for seq, times in ((left, right), (right, left)):
-                if _size(seq) and isinstance(times, int) and _size(seq) * times > MAX_VALUE_CHARS:
-                    raise SecurityError(f"a value of more than {MAX_VALUE_CHARS} items")
-        if op == "%" and isinstance(left, str) and _WIDE.search(left):
-            raise SecurityError("a `%` format with a width or precision over 4 digits or `*`")
-        result = {"*": operator.mul, "**": operator.pow, "%": operator.mod}[op](left, right)
+                if _size(seq) and isinstance(times, int):
+                    budget.would_build(_size(seq) * times, "`*`")
+        if op == "+" and _size(left) and _size(right):
+            budget.would_build(_size(left) + _size(right), "`+`")
+        if op == "%" and isinstance(left, str):
+            return percent(left, right)
+        result = {"*": operator.mul, "**": operator.pow, "%": operator.mod, "+": operator.add}[op](left, right)
         if isinstance(result, int) and result.bit_length() > 4 * MAX_EXPONENT:
             raise SecurityError("a number over the size limit")
         return result
 
 
+_LOOP = "budget_loop"
 ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
 WHOLE = "*"  # marker: the template uses the item as a whole (or dynamically)
 
@@ -138,17 +217,38 @@ def item_keys(value: Any) -> frozenset[str]:
 
 
 def render(value: Any, context: dict[str, Any]) -> Any:
-    """Render every template in the tree; raise ActionError naming the template on failure."""
+    """Render every template in the tree within one budget (size and time, automation.budget);
+    raise ActionError naming the template on failure. No rendered value exceeds MAX_RENDERED_BYTES."""
+    with budget.rendering():
+        return _render(value, context)
+
+
+def _render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, Tmpl):
         try:
-            return value.template.render(context)
+            return _render_one(value, context)
         except Exception as exc:  # jinja raises many kinds; all are the rule's fault
-            raise ActionError(f"template {value.source!r}: {type(exc).__name__}: {exc}") from None
+            message = str(exc) if isinstance(exc, budget.RenderBudgetError) else f"{type(exc).__name__}: {exc}"
+            if len(message) > MAX_ERROR_CHARS:
+                message = message[: MAX_ERROR_CHARS - 3] + "..."
+            source = value.source if len(value.source) <= 200 else value.source[:197] + "..."
+            raise ActionError(f"template {source!r}: {message}") from None
     if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
+        return {k: _render(v, context) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, context) for v in value]
+        return [_render(v, context) for v in value]
     return value
+
+
+def _render_one(value: Tmpl, context: dict[str, Any]) -> str:
+    """The template's pieces, counted as they come: the output never grows past the limit."""
+    limit, size, pieces = budget.max_bytes(), 0, []
+    for piece in value.template.generate(context):
+        size += len(piece.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise budget.RenderBudgetError(f"template output exceeds {limit} bytes")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def has_templates(value: Any) -> bool:

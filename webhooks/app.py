@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         init_sentry(settings, "web")
         for name in ("", "gunicorn.error", "gunicorn.access"):
             scrub_logs(secret_values(settings), logging.getLogger(name))
+    from automation import budget
+
+    budget.configure(max_bytes=settings.max_rendered_bytes)  # the console's Explain renders templates
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
