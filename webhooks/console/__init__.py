@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from automation.live import LiveRuleSet
 from prepr_automation.settings import Settings
 
+from .auth import SignIns
 from .views import make_blueprint
 
 
@@ -39,6 +40,10 @@ def register(app: Flask, settings: Settings, client: redis.Redis, live: LiveRule
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=12), WTF_CSRF_TIME_LIMIT=12 * 3600)
     app.session_interface = _Sessions()
-    # One proxy in front (Heroku's router, a load balancer) says the scheme and the client address.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    app.extensions["console_sign_ins"] = SignIns(client)
+    # Only the PROXY_HOPS proxies in front (Heroku's router: 1) are believed about the client's
+    # address and scheme; with none, X-Forwarded-* are ignored and cannot fake a fresh address.
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=settings.proxy_hops)
     app.register_blueprint(make_blueprint(settings, client, live))

@@ -16,7 +16,8 @@ from prepr_automation import history, store
 from prepr_automation.settings import Settings
 
 from . import charts, status
-from .auth import Throttle, check_csrf, page, secured, sign_in, signed_in, token_matches
+from .auth import (check_csrf, known_device, page, remember_device, secured, sign_in, sign_out, signed_in,
+                   token_matches)
 
 PAGE_SIZE = 50
 
@@ -36,7 +37,7 @@ def _safe_next(target: str | None) -> str:
 def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -> Blueprint:
     bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                    static_folder="static")
-    throttle = Throttle(client)
+    from flask import current_app
 
     @bp.context_processor
     def _globals() -> dict[str, Any]:
@@ -44,32 +45,35 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
 
     @bp.route("/login", methods=["GET", "POST"])
     def login() -> Response:
-        error, code = None, 200
+        error, code, wait = None, 200, 0
         if request.method == "POST":
             refused = check_csrf()
             if refused is not None:
                 return refused
-            wait = throttle.wait()
-            if wait:
-                error, code = f"Too many failed sign-ins. Try again in {wait} s.", 429
-            elif token_matches(request.form.get("token", ""), settings.admin_token or ""):
-                throttle.succeeded()
-                sign_in()
-                return secured(redirect(_safe_next(request.args.get("next"))))
-            else:
-                throttle.failed()
-                error, code = "That is not the admin token.", 401
+            sign_ins, device = current_app.extensions["console_sign_ins"], known_device()
+            try:
+                wait = sign_ins.wait(device)
+                if wait:
+                    error, code = f"Too many failed sign-ins. Try again in {wait} s.", 429
+                elif token_matches(request.form.get("token", ""), settings.admin_token or ""):
+                    sign_in()
+                    response = secured(redirect(_safe_next(request.args.get("next"))))
+                    remember_device(response)
+                    return response
+                else:
+                    sign_ins.failed(device)
+                    error, code = "That is not the admin token.", 401
+            except redis.RedisError:
+                error, code, wait = "The store (Redis) is not reachable; try again shortly.", 503, 5
         response = make_response(render_template("console/login.html", error=error), code)
-        if code == 429:
-            response.headers["Retry-After"] = str(throttle.wait())
+        if code in (429, 503):
+            response.headers["Retry-After"] = str(wait)
         return secured(response)
 
     @bp.post("/logout")
     @page
     def logout() -> Response:
-        from flask import session
-
-        session.clear()
+        sign_out()
         return redirect(url_for("console.login"))
 
     @bp.get("/console.css")
