@@ -18,6 +18,7 @@ from typing import Any, Callable, ContextManager
 import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from prepr_automation import history, store
 from prepr_automation.eviction import EvictionCheck
@@ -35,6 +36,13 @@ except ImportError:  # served by another WSGI server
 
 BODY_SECONDS = 10.0
 _FRAMING_ERRORS = (OSError, ValueError, _GunicornParseError)  # NoMoreData is an OSError
+
+
+class _AnyPath(PathConverter):
+    """Everything after the prefix, also a leading, doubled or trailing `/` (event ids are Prepr's)."""
+
+    regex = ".+"
+    part_isolating = False  # it spans `/`s (werkzeug infers True from a regex without one)
 
 
 class BodyTimeout(Exception):
@@ -108,6 +116,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     receiver = Receiver(secrets, intake, listens)
 
     app = Flask("webhooks")
+    app.url_map.converters["anypath"] = _AnyPath
 
     @app.post("/webhooks/prepr")
     def receive() -> Response:
@@ -140,7 +149,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
                 body["queues"] = None
         return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
 
-    @app.get("/events/<event_id>")
+    @app.get("/events/<anypath:event_id>", merge_slashes=False)  # any id, `/` included, percent-encoded
     def event_trace(event_id: str) -> Response:
         if not admin_token:
             return _json(404, {"error": "not found"})

@@ -48,8 +48,9 @@ def page(view: Callable[..., Any]) -> Callable[..., Response]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        if not signed_in():
-            return secured(redirect(url_for("console.login", next=request.full_path.rstrip("?"))))
+        if not signed_in():  # back to the URL as sent: an event id's quoting survives the sign-in
+            asked = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+            return secured(redirect(url_for("console.login", next=asked.rstrip("?"))))
         refused = check_csrf()
         if refused is not None:
             return refused
