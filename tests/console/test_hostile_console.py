@@ -136,3 +136,24 @@ def test_a_second_click_on_a_replayed_letter_finds_it_replayed(console: FlaskCli
                           data={"letter_id": letter, "csrf_token": _csrf(console, "/console/dead-letters")})
     assert answer.status_code == 200 and f"Already replayed: {letter}" in answer.get_data(as_text=True)
     assert redis_client.llen("celery") == 1
+
+
+def test_explain_of_a_catastrophic_regex_on_a_large_title_answers_fast(redis_url: str, tmp_path) -> None:
+    """The console's Explain runs the same RE2 matcher as the worker: `(a+)+$` cannot hold it."""
+    import time
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: hostile\n    on: content_item.changed\n"
+                     "    when: {title: {matches: '(a+)+$'}}\n    do: [{add_tags: [x]}]\n")
+    settings = Settings(webhook_secrets=(KEY,), broker_url=redis_url, admin_token=TOKEN, rules_path=str(rules))
+    client = create_app(settings).test_client()
+    csrf = _csrf(client, "/console/login")
+    assert client.post("/console/login", data={"token": TOKEN, "csrf_token": csrf}).status_code == 302
+    body = json.dumps({"id": "redos", "event": "content_item.changed",
+                       "payload": {"id": "p1", "title": "a" * 100_000 + "!"}}).encode()
+    assert client.post("/webhooks/prepr", data=body, content_type="application/json",
+                       headers={"Prepr-Signature": sign(body, KEY)}).status_code == 202
+    started = time.perf_counter()
+    page = client.get("/console/events/redos/explain")
+    assert page.status_code == 200 and "hostile" in page.get_data(as_text=True)
+    assert time.perf_counter() - started < 2.0
