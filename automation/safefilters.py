@@ -8,6 +8,7 @@ what the call would build (cheaply, from lengths and counts) and refuses past th
 """
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from string import Formatter
@@ -59,9 +60,10 @@ class BudgetFormatter(SandboxedFormatter):
         match = _FORMAT_SPEC.match(format_spec)
         width = int(match.group(1) or 0) if match else 0
         precision = int(match.group(2) or 0) if match else 0
-        would_build(max(width, precision), f"the format field {{:{format_spec[:20]}}}")
-        text = Formatter.format_field(self, value if isinstance(value, (int, float)) else text_of(value, "a format"),
-                                      format_spec)
+        # a date's spec (`{:%c}`) expands each directive: at most ~12 characters per spec character
+        would_build(max(width, precision, 12 * len(format_spec), weight(value, max_bytes() + 1)),
+                    f"the format field {{:{format_spec[:20]}}}")
+        text = Formatter.format_field(self, value, format_spec)
         self.made += len(text)
         would_build(self.made, "str.format")
         return text
@@ -188,9 +190,11 @@ def check_method(method: Any, args: tuple, kwargs: dict) -> tuple:
     """A str/bytes method called from a template: refuse what would build past the budget.
     Returns the arguments to call it with (an iterator given to join() is read once, here)."""
     owner = getattr(method, "__self__", None)
+    name = getattr(method, "__name__", "")
+    if isinstance(owner, (datetime.date, datetime.time)) and name == "strftime" and args:
+        would_build(12 * len(str(args[0])), "strftime()")
     if not isinstance(owner, (str, bytes, bytearray, int)) or isinstance(owner, bool):
         return args
-    name = getattr(method, "__name__", "")
     if isinstance(owner, int):
         if name == "to_bytes":
             would_build(int(args[0]) if args else int(kwargs.get("length", 1)), "int.to_bytes")

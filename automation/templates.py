@@ -1,8 +1,9 @@
 """Templated values: Jinja2 sandboxed, strict undefined, compiled once at load.
 
 A value tree (dict/list/scalars) is compiled into the same tree with template strings replaced
-by `Tmpl`; rendering walks it. A render error becomes ActionError (a rule error in the
-Evaluation), never an exception out of the engine. `item_keys` tells the fetch planner which
+by `Tmpl`; rendering walks it within one rendering budget (automation.budget: output size and
+time; the filters measured in automation.safefilters). A render error or an exceeded budget
+becomes ActionError (a rule error in the Evaluation), never an exception out of the engine. `item_keys` tells the fetch planner which
 top-level item fields a template reads, from the template's AST.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate

@@ -47,6 +47,8 @@ BOMBS = {  # template: the error it must end in
     "sum of lists": ("{{ ([['x'*1000]*1000]*1000)|sum(start=[]) }}", SIZE),
     "map center": ("{{ range(100000)|map('center', 10**8)|list }}", SIZE),
     "multibyte output": ("{{ 'é' * 60000 }}", SIZE),
+    "strftime": ("{{ now.strftime('%c' * 50000) }}", SIZE),
+    "a date's format spec": ("{{ ('{:' ~ '%c' * 10000 ~ '}').format(now) }}", SIZE),
     "translate": ("{{ 'a'.translate({97: 'x'*50000}) }}", "translate() is not allowed"),
 }
 
@@ -84,6 +86,7 @@ def test_every_bomb_is_a_clear_rule_error_fast_and_small(tmp_path: Path, name: s
     ("{{ item.title ~ '!' }} {{ [1, 2] + [3] }} {{ 'ab' * 2 }}", "Hello! [1, 2, 3] abab"),
     ("{{ item.title|center(9) }}|{{ 'a b c'|wordwrap(1) }}|{{ 'x\ny'|indent(2, true) }}", "  Hello  |a\nb\nc|  x\n  y"),
     ("{{ 'x' * 102400 }}", "x" * 102400),
+    ("{{ '{:%Y}'.format(now)|length }} {{ now.strftime('%m')|length }} {{ '{0} {1:>3}'.format('a', 3) }}", "4 2 a   3"),
 ])
 def test_ordinary_templates_render_as_before(tmp_path: Path, template: str, expected: str) -> None:
     item = {"id": "1", "title": "Hello", "tags": [{"body": "a"}, {"body": "b"}]}
