@@ -7,10 +7,10 @@ matching cost grows with the rules that can match, not with all rules.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Iterable, Sequence
 
+from .regex import compile_glob, glob_to_regex, regex_error
 from .resources import FAMILIES, RESOURCES
 
 VERBS = {r.kind: r.verbs for r in RESOURCES if r.verbs is not None}
@@ -34,6 +34,8 @@ def is_glob(pattern: str) -> bool:
 def check_pattern(pattern: str) -> str | None:
     """A message when an `on:` entry can never match a Prepr event, else None."""
     if is_glob(pattern):
+        if regex_error(glob_to_regex(canonical(pattern))):
+            return f"pattern '{pattern}' is not a valid glob (a character range out of order?)"
         if not kinds_of([pattern]):
             return f"pattern '{pattern}' matches no {', '.join(FAMILIES)} event"
         return None
@@ -54,10 +56,12 @@ def kinds_of(patterns: Iterable[str]) -> set[str]:
         if not is_glob(pattern):
             kinds.add(resource_kind(canon))
             continue
-        regex = re.compile(fnmatch.translate(canon))
+        if regex_error(glob_to_regex(canon)):
+            continue  # reported by check_pattern
+        regex = compile_glob(canon)
         for kind, prefix in _SAMPLES.items():
             verbs = VERBS.get(kind, {"created", "changed", "deleted", "subscribed", "x"})
-            if canon.startswith(prefix) or any(regex.match(prefix + v) for v in verbs):
+            if canon.startswith(prefix) or any(regex.search(prefix + v) for v in verbs):
                 kinds.add(kind)
     return kinds
 
@@ -77,7 +81,7 @@ class EventIndex:
             for pattern in {canonical(p) for p in patterns}:
                 target = globs if is_glob(pattern) else self._exact
                 target.setdefault(pattern, []).append(position)
-        self._globs = [(re.compile(fnmatch.translate(p)), ids) for p, ids in globs.items()]
+        self._globs = [(compile_glob(p), ids) for p, ids in globs.items()]
         self._cache: dict[str, tuple[int, ...]] = {}
 
     def lookup(self, event: str) -> tuple[int, ...]:
@@ -87,7 +91,7 @@ class EventIndex:
         name = canonical(event)
         found = set(self._exact.get(name, ()))
         for regex, ids in self._globs:
-            if regex.match(name):
+            if regex.search(name):
                 found.update(ids)
         hit = tuple(sorted(found))
         if len(self._cache) < 4096:  # event names are few; bound it against junk input

@@ -1,78 +1,25 @@
 """Templated values: Jinja2 sandboxed, strict undefined, compiled once at load.
 
 A value tree (dict/list/scalars) is compiled into the same tree with template strings replaced
-by `Tmpl`; rendering walks it. A render error becomes ActionError (a rule error in the
-Evaluation), never an exception out of the engine. `item_keys` tells the fetch planner which
-top-level item fields a template reads, from the template's AST.
+by `Tmpl`; rendering walks it within one rendering budget (automation.budget: output size and
+time; the filters measured in automation.safefilters). A render error or an exceeded budget
+becomes ActionError (a rule error in the Evaluation), never an exception out of the engine.
+`item_keys` tells the fetch planner which top-level item fields a template reads, from the AST.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-import operator
-import re
-from numbers import Number
+from jinja2 import TemplateSyntaxError, nodes
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.compiler import CodeGenerator
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
+from . import budget
 from .errors import ActionError
+from .jinja_env import ENV
 from .yamlsrc import Reporter
 
 MAX_TEMPLATE_CHARS = 10_000  # one template string in a rule file
-MAX_VALUE_CHARS = 100_000  # a string or list a template builds by `*` or `**`
-MAX_EXPONENT = 1_000
-
-
-class _NoFolding(CodeGenerator):
-    """Jinja evaluates constant output (`{{ 10**100000 }}`) while compiling; here every
-    expression waits for render time, where the sandbox's limits apply."""
-
-    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> str:
-        if isinstance(node, nodes.TemplateData):
-            return super()._output_child_to_const(node, frame, finalize)
-        raise nodes.Impossible()
-
-
-_WIDE = re.compile(r"%[-+ #0]*(\*|\d{5,}|\d*\.(\*|\d{5,}))")
-
-
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
-
-
-class _Env(ImmutableSandboxedEnvironment):
-    """Immutable sandbox: `{{ item.clear() }}` cannot change what later rules see. Keys win over
-    dict methods, so `item.items['en-GB']` reads Prepr's `items`, not dict.items. `*`, `**` and
-    `%` are checked before they run, so no template builds a huge number or string."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-    code_generator_class = _NoFolding
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, dict) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
-
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(right, Number) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
-        if op == "*":
-            for seq, times in ((left, right), (right, left)):
-                if _size(seq) and isinstance(times, int) and _size(seq) * times > MAX_VALUE_CHARS:
-                    raise SecurityError(f"a value of more than {MAX_VALUE_CHARS} items")
-        if op == "%" and isinstance(left, str) and _WIDE.search(left):
-            raise SecurityError("a `%` format with a width or precision over 4 digits or `*`")
-        result = {"*": operator.mul, "**": operator.pow, "%": operator.mod}[op](left, right)
-        if isinstance(result, int) and result.bit_length() > 4 * MAX_EXPONENT:
-            raise SecurityError("a number over the size limit")
-        return result
-
-
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
+MAX_ERROR_CHARS = 300  # a template's error as the trace shows it
 WHOLE = "*"  # marker: the template uses the item as a whole (or dynamically)
 
 
@@ -138,17 +85,38 @@ def item_keys(value: Any) -> frozenset[str]:
 
 
 def render(value: Any, context: dict[str, Any]) -> Any:
-    """Render every template in the tree; raise ActionError naming the template on failure."""
+    """Render every template in the tree within one budget (size and time, automation.budget);
+    raise ActionError naming the template on failure. No rendered value exceeds MAX_RENDERED_BYTES."""
+    with budget.rendering():
+        return _render(value, context)
+
+
+def _render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, Tmpl):
         try:
-            return value.template.render(context)
+            return _render_one(value, context)
         except Exception as exc:  # jinja raises many kinds; all are the rule's fault
-            raise ActionError(f"template {value.source!r}: {type(exc).__name__}: {exc}") from None
+            message = str(exc) if isinstance(exc, budget.RenderBudgetError) else f"{type(exc).__name__}: {exc}"
+            if len(message) > MAX_ERROR_CHARS:
+                message = message[: MAX_ERROR_CHARS - 3] + "..."
+            source = value.source if len(value.source) <= 200 else value.source[:197] + "..."
+            raise ActionError(f"template {source!r}: {message}") from None
     if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
+        return {k: _render(v, context) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, context) for v in value]
+        return [_render(v, context) for v in value]
     return value
+
+
+def _render_one(value: Tmpl, context: dict[str, Any]) -> str:
+    """The template's pieces, counted as they come: the output never grows past the limit."""
+    limit, size, pieces = budget.max_bytes(), 0, []
+    for piece in value.template.generate(context):
+        size += len(piece.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise budget.RenderBudgetError(f"template output exceeds {limit} bytes")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def has_templates(value: Any) -> bool:

@@ -31,6 +31,17 @@ def _dialect() -> str | None:
     return None if named == "auto" else named
 
 
+def _configure_budget() -> None:
+    """explain renders as the worker does: MAX_RENDERED_BYTES from the environment when it parses."""
+    from automation import budget
+    from prepr_automation.settings import ConfigError
+
+    try:
+        budget.configure(max_bytes=load_settings(cli=True).max_rendered_bytes)
+    except ConfigError:
+        pass  # explain needs no setting; the worker and web refuse a malformed one at start
+
+
 def _github(error: RuleError) -> str:
     """A GitHub Actions workflow command: an annotation on the file, line and column."""
     message = (f"{error.path}: " if error.path else "") + error.message
@@ -161,6 +172,7 @@ def explain(event_file: str, rules_path: str | None, fetch: bool, as_json: bool)
         for error in exc.errors:
             click.echo(str(error), err=True)
         sys.exit(1)
+    _configure_budget()
     plan = ruleset.fetch_plan(envelope)
     item, channels = None, None
     if fetch:

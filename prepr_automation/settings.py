@@ -51,6 +51,8 @@ class Settings:
     task_max_retries: int = 8
     coalesce_seconds: float = 2.0
     redis_tls_verify: bool = True
+    max_rendered_bytes: int = 102_400  # SPEC §8 "Rendering budget": one template's output
+    proxy_hops: int = 0  # proxies in front of web whose X-Forwarded-* are believed (1 on Heroku)
 
     def redacted(self) -> dict[str, object]:
         """What may be logged: every secret-bearing field replaced by a marker."""
@@ -103,6 +105,13 @@ def _seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 60:
         raise ValueError(f"expected seconds between 0 and 60, got {raw!r}")
+    return value
+
+
+def _hops(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 5:
+        raise ValueError(f"expected the number of proxies in front of web, 0 to 5, got {raw!r}")
     return value
 
 
@@ -200,6 +209,9 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         task_max_retries=_parse(env, "TASK_MAX_RETRIES", int, Settings.task_max_retries),
         coalesce_seconds=_parse(env, "COALESCE_SECONDS", _seconds, Settings.coalesce_seconds),
         redis_tls_verify=_parse(env, "REDIS_TLS_VERIFY", _flag, True),
+        max_rendered_bytes=_parse(env, "MAX_RENDERED_BYTES", _positive_int, Settings.max_rendered_bytes),
+        # Heroku's router (it sets DYNO in every dyno) is one proxy; elsewhere none unless told
+        proxy_hops=_parse(env, "PROXY_HOPS", _hops, 1 if env.get("DYNO") else Settings.proxy_hops),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
              "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}

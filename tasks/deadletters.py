@@ -20,6 +20,8 @@ from prepr_automation.observability import scrub_stored
 from prepr_automation.store import PREFIX
 
 INDEX = f"{PREFIX}dead"
+CLAIM_SECONDS = 300  # a replay in progress (sending one task takes far less)
+REPLAYED_SECONDS = 24 * 3600
 
 
 def _key(letter_id: str) -> str:
@@ -78,7 +80,20 @@ class DeadLetters:
         return int(self.client.zcard(INDEX))
 
     def remove(self, letter_id: str) -> None:
+        """Gone from the list; a later replay of it finds it `replayed` for a day."""
         with self.client.pipeline() as pipe:
             pipe.delete(_key(letter_id))
             pipe.zrem(INDEX, letter_id)
+            pipe.set(f"{_key(letter_id)}:replayed", 1, ex=REPLAYED_SECONDS)
+            pipe.delete(f"{_key(letter_id)}:claim")
             pipe.execute()
+
+    def claim(self, letter_id: str) -> bool:
+        """One replay per letter: the first of two concurrent clicks gets it, the second does not."""
+        return bool(self.client.set(f"{_key(letter_id)}:claim", 1, nx=True, ex=CLAIM_SECONDS))
+
+    def release(self, letter_id: str) -> None:
+        self.client.delete(f"{_key(letter_id)}:claim")
+
+    def was_replayed(self, letter_id: str) -> bool:
+        return bool(self.client.exists(f"{_key(letter_id)}:replayed", f"{_key(letter_id)}:claim"))

@@ -20,12 +20,23 @@ def _send(task: str, args: list[Any], replay_of: str, broker_url: str | None = N
 
 def replay_letters(dead: DeadLetters, letter_ids: list[str] | None = None,
                    broker_url: str | None = None) -> tuple[list[DeadLetter], list[str]]:
-    """Re-run the given letters (all when None); returns (replayed, ids not found)."""
+    """Re-run the given letters (all when None) once each, however often this is called at once;
+    returns (replayed, ids not found — already replayed, being replayed, or unknown)."""
     letters = [dead.get(i) for i in letter_ids] if letter_ids else list(dead)
     missing = [i for i, letter in zip(letter_ids or [], letters) if letter is None]
     replayed = []
     for letter in filter(None, letters):
-        _send(letter.task, letter.args, letter.id, broker_url)
+        if not dead.claim(letter.id):  # a concurrent replay (a double click) has it
+            missing.append(letter.id)
+            continue
+        try:
+            if dead.get(letter.id) is None:  # replayed between our read and our claim
+                missing.append(letter.id)
+                continue
+            _send(letter.task, letter.args, letter.id, broker_url)
+        except BaseException:
+            dead.release(letter.id)  # not sent: the letter stays, a later replay may send it
+            raise
         dead.remove(letter.id)  # only once its task is on the broker
         replayed.append(letter)
     return replayed, missing

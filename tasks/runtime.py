@@ -110,6 +110,9 @@ def _runtime_of(pid: int) -> Runtime:
 
 
 def _build(settings: Settings) -> Runtime:
+    from automation import budget
+
+    budget.configure(max_bytes=settings.max_rendered_bytes)  # every template the worker renders
     client = store.client_for(settings)
     return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings)),
                    DeadLetters(client, secret_values(settings)), os.getpid(), LiveRuleSet(settings.rules_path))

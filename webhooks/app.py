@@ -18,6 +18,7 @@ from typing import Any, Callable, ContextManager
 import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from prepr_automation import history, store
 from prepr_automation import dialect
@@ -36,6 +37,13 @@ except ImportError:  # served by another WSGI server
 
 BODY_SECONDS = 10.0
 _FRAMING_ERRORS = (OSError, ValueError, _GunicornParseError)  # NoMoreData is an OSError
+
+
+class _AnyPath(PathConverter):
+    """Everything after the prefix, also a leading, doubled or trailing `/` (event ids are Prepr's)."""
+
+    regex = ".+"
+    part_isolating = False  # it spans `/`s (werkzeug infers True from a regex without one)
 
 
 class BodyTimeout(Exception):
@@ -88,6 +96,9 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         init_sentry(settings, "web")
         for name in ("", "gunicorn.error", "gunicorn.access"):
             scrub_logs(secret_values(settings), logging.getLogger(name))
+    from automation import budget
+
+    budget.configure(max_bytes=settings.max_rendered_bytes)  # the console's Explain renders templates
     if intake is None:
         client = store.client_for(settings, socket_timeout=0.5)
         intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
@@ -106,6 +117,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     receiver = Receiver(secrets, intake, listens)
 
     app = Flask("webhooks")
+    app.url_map.converters["anypath"] = _AnyPath
 
     @app.post("/webhooks/prepr")
     def receive() -> Response:
@@ -140,7 +152,7 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
                 body["queues"] = None
         return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
 
-    @app.get("/events/<event_id>")
+    @app.get("/events/<anypath:event_id>", merge_slashes=False)  # any id, `/` included, percent-encoded
     def event_trace(event_id: str) -> Response:
         if not admin_token:
             return _json(404, {"error": "not found"})

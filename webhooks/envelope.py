@@ -13,8 +13,9 @@ the schema. Every captured real delivery passes the pre-check; tests prove the i
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
@@ -136,22 +137,23 @@ def bounds_errors(data: dict[str, Any], raw: bytes) -> dict[str, list[str]]:
     return errors
 
 
-def created_before(value: Any, seconds: int) -> bool:
-    """True when `created_on` says the delivery was made more than `seconds` ago; False when it
-    says nothing usable (empty, unparseable digits such as "²" or 5,000 of them)."""
-    limit = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+def created_epoch(value: Any) -> float | None:
+    """`created_on` as epoch seconds; None when it says nothing usable (missing, "", "²", huge)."""
     try:
         if isinstance(value, str):
             text = value.strip()
             if not text:
-                return False
+                return None
             if not text.isdigit():
                 when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) < limit
+                return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
             value = int(text)
-    except ValueError:
-        return False
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < limit.timestamp()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def validate_envelope(data: Any, raw: bytes = b"") -> dict[str, list[str]]:

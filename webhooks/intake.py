@@ -16,8 +16,10 @@ from typing import Any, Literal
 import redis
 
 from prepr_automation import history, store
+from prepr_automation.store import PREFIX
 from tasks.messages import EVENTS_QUEUE, Enqueue, task_message
 
+UNDATED_TTL = 90 * 24 * 3600  # a delivery without created_on: how long its first arrival is remembered
 Outcome = Literal["queued", "ignored", "stale", "duplicate"]
 
 
@@ -97,6 +99,22 @@ class Intake:
                     raise BrokerUnavailable(type(exc).__name__) from None
                 time.sleep(self.backoff * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def first_arrival(self, event_id: str, now: float) -> float:
+        """When a delivery without a usable created_on was first received (this one, if never):
+        kept UNDATED_TTL, long after its seen-mark, so a late replay is recognised as stale."""
+        key = f"{PREFIX}undated:{event_id}"
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, repr(now), nx=True, ex=UNDATED_TTL)
+                pipe.get(key)
+                _, first = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(type(exc).__name__) from None
+        try:
+            return float(first)
+        except (TypeError, ValueError):
+            return now
 
     def healthy(self) -> bool:
         try:

@@ -8,13 +8,15 @@ may have expired, so it cannot be told from a replay of one already processed.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Callable, Sequence
 
-from .envelope import created_before, validate_envelope
+from .envelope import created_epoch, validate_envelope
 from .intake import BrokerUnavailable, Delivery, Intake, Outcome, embeddable
 from .signature import verify
 
 RETRY_AFTER = "10"
+FUTURE_SKEW = 300  # seconds a sender's clock may be ahead
 Listens = Callable[[str], bool]
 Answer = tuple[int, dict[str, Any], "dict[str, str] | None"]
 
@@ -45,10 +47,20 @@ class Receiver:
             return 400, {"error": f"invalid envelope: {field}: {errors[field][0]}",
                          "field": field, "fields": errors}, None
         status: Outcome = "queued" if self.listens(envelope["event"]) else "ignored"
-        if created_before(envelope.get("created_on"), self.intake.dedupe_ttl):
-            status = "stale"
         try:
+            if self._stale(envelope):
+                status = "stale"
             outcome = self.intake.accept(Delivery(envelope, body if embeddable(body) else None), status)
         except BrokerUnavailable:
             return 503, {"error": "broker unavailable, retry later"}, {"Retry-After": RETRY_AFTER}
         return (200 if outcome in ("duplicate", "stale") else 202), {"status": outcome, "event_id": envelope["id"]}, None
+
+    def _stale(self, envelope: dict[str, Any]) -> bool:
+        """Too old to tell from a replay of a delivery whose seen-mark has expired. A delivery
+        without a usable created_on, or with one more than FUTURE_SKEW ahead (it would never turn
+        old), counts from its first arrival, which the store remembers far longer than the mark."""
+        created = created_epoch(envelope.get("created_on"))
+        now = time.time()
+        if created is None or created > now + FUTURE_SKEW:
+            created = self.intake.first_arrival(str(envelope["id"]), now)
+        return created < now - self.intake.dedupe_ttl

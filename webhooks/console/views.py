@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -16,27 +17,39 @@ from prepr_automation import dialect, history, store
 from prepr_automation.settings import Settings
 
 from . import charts, status
-from .auth import Throttle, check_csrf, page, secured, sign_in, signed_in, token_matches
+from .auth import (check_csrf, known_device, page, remember_device, secured, sign_in, sign_out, signed_in,
+                   token_matches)
 
 PAGE_SIZE = 50
 
 
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
+def _number(name: str) -> float | None:
+    """A finite number from the query string, or None when absent; anything else is a 400."""
+    text = request.args.get(name)
+    if not text:
         return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        abort(400, f"?{name}= must be a number, not {text[:40]!r}.")
+    return value
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect."""
-    return target if target and target.startswith("/console") and not target.startswith("//") else "/console"
+    """Only a path inside the console, in printable ASCII: never an open redirect or a header split."""
+    if not target or not target.isascii() or not target.isprintable() or "\\" in target:
+        return "/console"
+    if not (target == "/console" or target.startswith(("/console/", "/console?"))):
+        return "/console"
+    return target
 
 
 def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -> Blueprint:
     bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                    static_folder="static")
-    throttle = Throttle(client)
+    from flask import current_app
 
     @bp.context_processor
     def _globals() -> dict[str, Any]:
@@ -44,32 +57,35 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
 
     @bp.route("/login", methods=["GET", "POST"])
     def login() -> Response:
-        error, code = None, 200
+        error, code, wait = None, 200, 0
         if request.method == "POST":
             refused = check_csrf()
             if refused is not None:
                 return refused
-            wait = throttle.wait()
-            if wait:
-                error, code = f"Too many failed sign-ins. Try again in {wait} s.", 429
-            elif token_matches(request.form.get("token", ""), settings.admin_token or ""):
-                throttle.succeeded()
-                sign_in()
-                return secured(redirect(_safe_next(request.args.get("next"))))
-            else:
-                throttle.failed()
-                error, code = "That is not the admin token.", 401
+            sign_ins, device = current_app.extensions["console_sign_ins"], known_device()
+            try:
+                wait = sign_ins.wait(device)
+                if wait:
+                    error, code = f"Too many failed sign-ins. Try again in {wait} s.", 429
+                elif token_matches(request.form.get("token", ""), settings.admin_token or ""):
+                    sign_in()
+                    response = secured(redirect(_safe_next(request.args.get("next"))))
+                    remember_device(response)
+                    return response
+                else:
+                    sign_ins.failed(device)
+                    error, code = "That is not the admin token.", 401
+            except redis.RedisError:
+                error, code, wait = "The store (Redis) is not reachable; try again shortly.", 503, 5
         response = make_response(render_template("console/login.html", error=error), code)
-        if code == 429:
-            response.headers["Retry-After"] = str(throttle.wait())
+        if code in (429, 503):
+            response.headers["Retry-After"] = str(wait)
         return secured(response)
 
     @bp.post("/logout")
     @page
     def logout() -> Response:
-        from flask import session
-
-        session.clear()
+        sign_out()
         return redirect(url_for("console.login"))
 
     @bp.get("/console.css")
@@ -80,9 +96,9 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     @page
     def events() -> str:
         filters = {k: (request.args.get(k) or "").strip() or None for k in ("outcome", "event", "rule")}
-        before = _float(request.args.get("before"))
+        before = _number("before")
+        hours = int(min(max(_number("hours") or 3, 1), 24))
         rows, examined = history.recent(client, PAGE_SIZE, before, **filters)
-        hours = min(max(int(_float(request.args.get("hours")) or 3), 1), 24)
         buckets = history.per_minute(client, hours * 60)
         older = rows[-1].at if len(rows) == PAGE_SIZE else None
         outcomes = sorted(set(history.totals(buckets)) | {"done", "no change", "no rule matched", "dead-lettered",
@@ -99,7 +115,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
             abort(404, "No trace for this event (unknown, or older than 7 days).")
         return trace
 
-    @bp.get("/events/<event_id>")
+    @bp.get("/events/<eventid:event_id>")
     @page
     def event(event_id: str) -> str:
         trace = _trace(event_id)
@@ -107,7 +123,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
                                envelope=trace.get("envelope"), explained=None,
                                bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
 
-    @bp.get("/events/<event_id>/explain")
+    @bp.get("/events/<eventid:event_id>/explain")
     @page
     def explain(event_id: str) -> str:
         """A dry run of the stored envelope against the rules in force now: evaluated, nothing sent."""
@@ -127,7 +143,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
                                envelope=envelope, explained=explained,
                                bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
 
-    @bp.post("/events/<event_id>/replay")
+    @bp.post("/events/<eventid:event_id>/replay")
     @page
     def replay(event_id: str) -> Response:
         from tasks.replay import replay_event
@@ -154,10 +170,12 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         from tasks.deadletters import DeadLetters
         from tasks.replay import replay_letters as replay_them
 
-        ids = request.form.getlist("letter_id")
-        replayed, missing = replay_them(DeadLetters(client), ids or None)
-        flash(f"Replayed {len(replayed)} dead letter(s)." + (f" Not found: {', '.join(missing)}." if missing else ""),
-              "error" if missing else "ok")
+        ids, dead = request.form.getlist("letter_id"), DeadLetters(client)
+        replayed, missing = replay_them(dead, ids or None)
+        already = [i for i in missing if dead.was_replayed(i)]
+        unknown = [i for i in missing if i not in already]
+        flash(f"Replayed {len(replayed)} dead letter(s)." + (f" Already replayed: {', '.join(already)}." if already else "")
+              + (f" Not found: {', '.join(unknown)}." if unknown else ""), "error" if unknown else "ok")
         return redirect(url_for("console.dead_letters"))
 
     @bp.get("/rules")
@@ -173,6 +191,11 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         snap = status.snapshot(client, settings.rate_limit)
         snap["dialect"], snap["dialect_how"] = dialect.known(settings, client)
         return render_template("console/status.html", s=snap, api_url=settings.api_url)
+
+    @bp.errorhandler(400)
+    def bad_request(exc: Any) -> Response:
+        body = render_template("console/error.html", title="Bad request", message=exc.description)
+        return secured(make_response(body, 400))
 
     @bp.errorhandler(404)
     def not_found(exc: Any) -> Response:
