@@ -155,6 +155,8 @@ class PreprClient:
         record = CallRecord(method, path.split("?", 1)[0], status,
                             round((time.perf_counter() - started) * 1000, 2), error)
         log.debug("prepr %s %s -> %s in %.1f ms", record.method, record.path, status or error, record.elapsed_ms)
+        if getattr(self._local, "quiet", False):
+            return
         for listener in [*self.listeners, *self._thread_listeners()]:
             try:
                 listener(record)
@@ -193,7 +195,11 @@ class PreprClient:
             with self._dialect_lock:
                 if self._dialect is None:
                     assert self._resolve is not None
-                    self._dialect = self._resolve()
+                    self._local.quiet = True  # the client's own question, not a call of the task that asked
+                    try:
+                        self._dialect = self._resolve()
+                    finally:
+                        self._local.quiet = False
         return self._dialect
 
     def item_path(self, id: Any) -> str:

@@ -65,7 +65,7 @@ def console(processes: Processes, redis_url: str, sandbox_factory: Callable[...,
     rules.write_text(RULES)
     port = free_port()
     web = f"http://127.0.0.1:{port}"
-    sandbox = sandbox_factory(webhook_url=f"{web}/webhooks/prepr", webhook_secret=SECRET)
+    sandbox = sandbox_factory(webhook_url=f"{web}/webhooks/prepr", webhook_secret=SECRET, api="publications")
     env = {**sandbox.env, "CELERY_BROKER_URL": redis_url, "RULES_PATH": str(rules), "PREPR_WEBHOOK_SECRETS": SECRET,
            "ADMIN_TOKEN": ADMIN_TOKEN, "DATA_DIR": str(tmp_path / "var"), "TASK_MAX_RETRIES": "1"}
     proc = processes.start([str(BIN / "gunicorn"), "webhooks:create_app()", "--preload", "--bind", f"127.0.0.1:{port}",
