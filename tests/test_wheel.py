@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 import uuid
 from pathlib import Path
@@ -20,43 +18,23 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Processes, free_port, no_survivors
+from tests.conftest import Processes, free_port, no_survivors
+from tests.fresh import clean_copy, fresh_venv, without_source
 from tests.test_dev import READY, clean_env
-
-
-def _clean_copy(target: Path) -> Path:
-    """The files a fresh clone has (tracked or new, not ignored), as they are in this checkout: a
-    leftover *.egg-info here lists files of its own that setuptools would add to the wheel."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True, timeout=60).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    return target
-
-
-def without_source(**extra: str) -> dict[str, str]:
-    """The environment minus PYTHONPATH: a source tree on the path would hide what the wheel lacks."""
-    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **extra}
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("wheel")
-    source = _clean_copy(base / "source")
+    source = clean_copy(base / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
                     "-w", str(base / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     wheel = next((base / "dist").glob("prepr_automation-*.whl"))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+    python = fresh_venv(venv)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                     "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True, timeout=300,
                    env=without_source())  # with a source tree on the path pip takes the project as installed
-    site = subprocess.run([str(venv / "bin" / "python"), "-c",
-                           "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    Path(site, "zz-test-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return venv
 
 
