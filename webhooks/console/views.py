@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import redis
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
-from automation import evaluate
 from automation.live import LiveRuleSet
 from automation.render import short
 from prepr_automation import history, store
@@ -17,6 +15,7 @@ from prepr_automation.settings import Settings
 
 from . import charts, status
 from .auth import Throttle, check_csrf, page, secured, sign_in, signed_in, token_matches
+from .explain import explain as explain_event
 
 PAGE_SIZE = 50
 
@@ -120,9 +119,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         elif rules is None:
             explained = {"error": "No valid rule set is loaded; see Rules."}
         else:
-            plan = rules.fetch_plan(envelope)
-            result = evaluate(rules, envelope, None, channels=None, now=time.time())  # channel names unresolved
-            explained = {"evaluation": result.to_json(), "fetch": plan.to_json() if plan else None}
+            explained = explain_event(rules, envelope, settings, client)  # as the worker would: item fetched now
         return render_template("console/event.html", event_id=event_id, trace=trace, run=trace.get("run") or {},
                                envelope=envelope, explained=explained,
                                bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
