@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -16,8 +17,10 @@ from prepr_automation.settings import Settings
 from . import charts, status
 from .auth import Throttle, check_csrf, page, secured, sign_in, signed_in, token_matches
 from .explain import explain as explain_event
+from .titles import titles
 
 PAGE_SIZE = 50
+COUNT_CAP = 20_000  # events counted per view of the list (newest first)
 
 
 def _float(text: str | None) -> float | None:
@@ -84,11 +87,14 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         hours = min(max(int(_float(request.args.get("hours")) or 3), 1), 24)
         buckets = history.per_minute(client, hours * 60)
         older = rows[-1].at if len(rows) == PAGE_SIZE else None
-        outcomes = sorted(set(history.totals(buckets)) | {"done", "no change", "no rule matched", "dead-lettered",
+        counts, counted = history.outcome_counts(client, time.time() - hours * 3600, COUNT_CAP)
+        outcomes = sorted(set(counts) | {"done", "no change", "no rule matched", "dead-lettered",
                                                            "ignored", "queued", "retrying"})
         rules = live.current()
         return render_template("console/events.html", rows=rows, examined=examined, filters=filters,
-                               totals=history.totals(buckets), chart=charts.per_minute(buckets), hours=hours,
+                               counts=counts, counted=counted, count_cap=COUNT_CAP,
+                               duplicates=history.totals(buckets).get("duplicate", 0), titles=titles(client, settings, rows),
+                               chart=charts.per_minute(buckets), hours=hours,
                                older=older, outcomes=outcomes, rule_ids=[r.id for r in rules.rules] if rules else [],
                                indexed=client.zcard(history.INDEX))
 
@@ -162,7 +168,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     def rules() -> str:
         rule_set = live.current()
         return render_template("console/rules.html", status=live.status, errors=live.errors, rules=rule_set,
-                               loaded_at=live.loaded_at)
+                               loaded_at=live.loaded_at, failed_at=live.failed_at)
 
     @bp.get("/status")
     @page
