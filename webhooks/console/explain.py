@@ -22,6 +22,22 @@ from prepr.ratelimit import RateLimiter
 from prepr_automation.settings import Settings
 
 
+class BudgetBusy(Exception):
+    """The token's rate-limit budget has no slot within the wait a page allows: the worker's calls
+    come first, a page does not queue behind them."""
+
+
+def page_limiter(client: redis.Redis | None, settings: Settings, max_wait: float) -> RateLimiter | None:
+    """The worker's shared limiter (every window of PREPR_RATE_LIMIT), but one that gives up
+    (BudgetBusy) instead of waiting longer than max_wait seconds for a slot."""
+    def sleep(seconds: float) -> None:
+        if seconds > max_wait:
+            raise BudgetBusy(f"the token's request budget is in use (the next slot is {seconds:.1f} s away)")
+        time.sleep(seconds)
+
+    return RateLimiter(client, settings.rate_limit, key="prepr", sleep=sleep) if client is not None else None
+
+
 def explain(rules: RuleSet, envelope: dict[str, Any], settings: Settings, client: redis.Redis | None) -> dict[str, Any]:
     """{"evaluation", "fetch" (the GET the worker makes, or None), "source", "fetched_at"} or {"error"}.
 
@@ -37,15 +53,14 @@ def explain(rules: RuleSet, envelope: dict[str, Any], settings: Settings, client
         if not settings.access_token:
             source = "no token"
         else:
-            limiter = RateLimiter(client, settings.rate_limit, key="prepr") if client is not None else None
-            api = PreprClient(settings.api_url, settings.access_token, settings.tracking_url, rate_limiter=limiter,
-                              timeout=(3.05, 10))
+            api = PreprClient(settings.api_url, settings.access_token, settings.tracking_url,
+                              rate_limiter=page_limiter(client, settings, max_wait=5.0), timeout=(3.05, 10))
             try:
                 if plan is not None:
                     answer = api.request("GET", plan.path, params=list(plan.params) or None)
                     item = answer if isinstance(answer, dict) else None
                 channels = list(api.list_channels()) if needs_channels else None
-            except (PreprError, redis.RedisError) as exc:
+            except (PreprError, redis.RedisError, BudgetBusy) as exc:
                 return {"error": f"Could not read the item from Prepr now, so nothing was evaluated: {exc}"}
             finally:
                 api.close()

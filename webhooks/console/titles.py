@@ -2,10 +2,11 @@
 
 Newer Prepr deliveries carry ids and timestamps only, so a title comes from the stored envelope
 when it has one (older deliveries: `body`, `title`, the items' `title`), else from Prepr: read once
-per item with the web's PREPR_ACCESS_TOKEN, within the token's shared rate limit, kept in Redis for
-an hour (an edited title shows within the hour). A page view reads at most FETCHES items and waits
-at most DEADLINE seconds for them; the rows it did not reach show the id alone, and get their title
-on a later view. Without a token the list shows what the envelopes hold.
+per item with the web's PREPR_ACCESS_TOKEN, within the token's shared rate limit (never waiting for
+a slot the worker needs), kept in Redis for an hour (an edited title shows within the hour). A page
+view reads at most FETCHES items and waits at most DEADLINE seconds for them; the rows it did not
+reach show the id alone, and get their title on a later view. Without a token the list shows what
+the envelopes hold.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import redis
 
 from prepr.client import PreprClient
 from prepr.errors import PreprError, PreprNotFound
-from prepr.ratelimit import RateLimiter
 from prepr_automation.settings import Settings
 from prepr_automation.store import PREFIX, trace_key
+
+from .explain import BudgetBusy, page_limiter
 
 FETCHES, DEADLINE, TTL = 10, 1.5, 3600
 
@@ -71,7 +73,7 @@ def titles(client: redis.Redis, settings: Settings, rows: Iterable[Any]) -> dict
 
 def _fetch(client: redis.Redis, settings: Settings, items: list[str]) -> dict[str, str]:
     api = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url, timeout=(1.0, 2.0),
-                      rate_limiter=RateLimiter(client, settings.rate_limit, key="prepr"))
+                      rate_limiter=page_limiter(client, settings, max_wait=0.2))  # the worker's calls first
     deadline, got = time.monotonic() + DEADLINE, {}
     try:
         for item in items:
@@ -81,8 +83,8 @@ def _fetch(client: redis.Redis, settings: Settings, items: list[str]) -> dict[st
                 got[item] = title_of(api.request("GET", f"/publications/{item}", params=[("fields", "items")])) or ""
             except PreprNotFound:
                 got[item] = ""  # deleted since: remembered too, so it is not asked for again at every view
-            except (PreprError, redis.RedisError):
-                break  # Prepr slow or refusing: the ids stay, the page does not wait
+            except (PreprError, redis.RedisError, BudgetBusy):
+                break  # Prepr slow or refusing, or the budget busy: the ids stay, the page does not wait
     finally:
         api.close()
     if got:
