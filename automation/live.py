@@ -34,6 +34,8 @@ class LiveRuleSet:
         self._checked = float("-inf")
         self._errors: list[str] = []
         self.loaded_at: float | None = None  # wall-clock time of the last successful (re)load
+        self.failed_at: float | None = None  # when the files' current, invalid state was first read
+        self._failed_print: tuple = ()
         self._lock = threading.Lock()
 
     def current(self) -> RuleSet | None:
@@ -51,15 +53,18 @@ class LiveRuleSet:
         return self._rules
 
     def _reload(self) -> None:
+        print_: tuple = ()
         try:
             print_ = fingerprint(self.path)
             if self._rules is not None and print_ == self._print:
                 return
             self._rules, self._print, self._errors = load_rules(self.path), print_, []
-            self.loaded_at = time.time()
+            self.loaded_at, self.failed_at, self._failed_print = time.time(), None, ()
             log.info("rule set loaded from %s: %s", self.path, self._rules.summary())
         except Exception as exc:  # noqa: BLE001 - whatever a file does, the set in force stays
             self._errors = [str(e) for e in getattr(exc, "errors", [f"{type(exc).__name__}: {exc}"])]
+            if self.failed_at is None or print_ != self._failed_print:  # a new bad edit, not a re-check
+                self.failed_at, self._failed_print = time.time(), print_
             if not isinstance(exc, (RuleSetError, OSError)):
                 log.exception("rule loader failed on %s", self.path)
             log.error("rule set in %s not loaded (%d error(s)); first: %s%s", self.path, len(self._errors),

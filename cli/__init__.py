@@ -9,14 +9,33 @@ from prepr_automation.settings import ConfigError
 
 
 class _Group(click.Group):
-    """Turns a ConfigError anywhere in a command into one line on stderr and exit 2."""
+    """Every failure of a command is one line on stderr, never a traceback: a ConfigError exits 2;
+    Prepr or Redis unreachable or refusing, or any other error, exits 1 naming what failed."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        import redis
+
+        from prepr.errors import PreprConnectionError, PreprError
+
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: already one line
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            _fail(f"error: {exc}", 2)
+        except PreprConnectionError as exc:
+            _fail(f"error: Prepr is unreachable ({exc.method} {exc.path}): {exc.message.split(': ', 1)[-1]}"[:400])
+        except PreprError as exc:
+            _fail(f"error: Prepr refused the call: {exc}")
+        except redis.RedisError as exc:
+            _fail(f"error: the Redis store is unavailable: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever else, one line that names it
+            _fail(f"error: {type(exc).__name__}: {exc}")
+
+
+def _fail(line: str, code: int = 1) -> None:
+    click.echo(line.replace("\n", " "), err=True)
+    sys.exit(code)
 
 
 @click.group(cls=_Group)

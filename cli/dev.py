@@ -84,6 +84,8 @@ def _copy_examples(folder: Path) -> Path:
 def dev(port: int | None, sandbox_port: int, worker_concurrency: int) -> None:
     """Web + worker + sandbox with demo content, embedded Redis, the example rules."""
     settings = load_settings()
+    data_dir = Path(settings.data_dir).resolve()
+    claim = _claim(data_dir, port or settings.port)  # held until dev ends; a second dev here stops now
     rules = Path(settings.rules_path)
     if not rules.exists():
         if os.environ.get("RULES_PATH"):
@@ -91,7 +93,6 @@ def dev(port: int | None, sandbox_port: int, worker_concurrency: int) -> None:
         rules = _copy_examples(Path.cwd())
     stop: list[int] = []
     on_signals(stop.append)  # Ctrl-C, SIGTERM, SIGHUP: leave the loops below, then stop in order
-    data_dir = Path(settings.data_dir).resolve()
     try:
         with Supervisor() as children:
             code = _run(settings, children, stop, data_dir, rules.resolve(), port or settings.port,
@@ -100,7 +101,34 @@ def dev(port: int | None, sandbox_port: int, worker_concurrency: int) -> None:
         if not settings.broker_url:
             store.stop_embedded(str(data_dir))  # the one dev started (a no-op for one it reused)
     _say("stopped.")
+    claim.close()
     sys.exit(code)
+
+
+def _claim(data_dir: Path, port: int) -> IO[str]:
+    """Hold DATA_DIR/dev.lock for dev's life (the kernel lets go however dev ends, SIGKILL too). If
+    another dev holds it, say which and exit 1 before touching anything: two would share the queue,
+    rewrite dev.json and var/'s files, then fail on the port."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / "dev.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        try:
+            running = json.loads(lock.read())
+        except ValueError:
+            running = {}
+        click.echo(f"error: prepr-automation dev is already running in this folder (pid {running.get('pid', '?')}, "
+                   f"console {running.get('console', '?')}); use it, or stop it (Ctrl-C in its terminal) first",
+                   err=True)
+        sys.exit(1)
+    lock.truncate(0)
+    lock.write(json.dumps({"pid": os.getpid(), "console": f"http://127.0.0.1:{port}/console"}))
+    lock.flush()
+    return lock
 
 
 def _run(settings, children: Supervisor, stop: list[int], data_dir: Path, rules: Path, port: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,6 +40,19 @@ def read_body(source: str) -> bytes:
     if not path.is_file():
         _fail(f"{source}: no such file", 2)
     return path.read_bytes()
+
+
+def fresh_delivery(body: bytes, source: str) -> bytes:
+    """The same event under a new delivery id (the file's id with a random suffix), so the receiver
+    takes it as new however often it is sent; the new bytes are what is signed and sent."""
+    try:
+        envelope = json.loads(body)
+    except ValueError as exc:
+        _fail(f"{source} is not JSON ({exc}); --new-id needs the event's envelope", 2)
+    if not isinstance(envelope, dict):
+        _fail(f"{source} is not a Prepr event (a JSON object with an id); --new-id needs one", 2)
+    envelope["id"] = f"{str(envelope.get('id') or 'event')[:150]}-{uuid.uuid4().hex[:12]}"
+    return json.dumps(envelope).encode()
 
 
 def signing_key(settings: Settings, given: str | None) -> str:
@@ -74,10 +88,14 @@ def _describe(response: requests.Response) -> str:
 @click.option("--secret", default=None,
               help="signing key (default: first of PREPR_WEBHOOK_SECRETS, else the key `dev` generated)")
 @click.option("--timeout", default=10.0, show_default=True, help="seconds to wait for the answer")
-def send(event_file: str, url: str | None, secret: str | None, timeout: float) -> None:
+@click.option("--new-id", is_flag=True,
+              help="send it as a new delivery: a fresh `id` each time (else a resend is a duplicate)")
+def send(event_file: str, url: str | None, secret: str | None, timeout: float, new_id: bool) -> None:
     """Sign EVENT.json (`-`: standard input) and post it as Prepr would; print the answer."""
     settings = load_settings(cli=True)
     body = read_body(event_file)
+    if new_id:
+        body = fresh_delivery(body, event_file)
     key = signing_key(settings, secret)
     target = receiver_url(settings, url)
     headers = {"Content-Type": "application/json", "Prepr-Signature": sign(body, key),

@@ -101,8 +101,10 @@ Try it (in another terminal, from this folder; commands here use this set-up, se
      {cmd} trace EVENT_ID          or  curl -H 'Authorization: Bearer {admin}' {web}/events/EVENT_ID
   4. Dry-run the rules against the article, without writing:
      {cmd} explain {_event_file(data_dir, item)} --fetch
-  5. Send a signed event yourself (a demo article's; send it twice: the second is a "duplicate"):
-     {cmd} send {rel(event_file)}     or  {curl_line(web, event_file, secret)}
+  5. Send a signed event yourself (a demo article's), a new delivery each time:
+     {cmd} send --new-id {rel(event_file)}
+     Without --new-id the file's own id is sent, and once it was accepted (also before a restart)
+     the answer is "duplicate", as Prepr's resends are:  {curl_line(web, event_file, secret)}
 
 Edit the rules under {rel(rules)} (check them with `{cmd} validate`); web and worker pick up changes.
 Ctrl-C stops everything.

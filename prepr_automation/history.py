@@ -142,6 +142,28 @@ def recent(client: redis.Redis, limit: int = 50, before: float | None = None, ou
     return rows, examined
 
 
+def outcome_counts(client: redis.Redis, since: float, cap: int = 20_000, batch: int = 1000) -> tuple[dict[str, int], int]:
+    """Each event received since `since` counted once, under the outcome it has now (its run's final
+    outcome, else still queued, retrying or waiting; `ignored` and `stale` at receipt); newest first,
+    at most `cap` events. Returns (counts, events counted). The per-minute buckets count receipts
+    and run ends apart, so their sum would count a handled event twice ("queued" and "done")."""
+    counts: dict[str, int] = {}
+    counted = 0
+    while counted < cap:
+        ids = client.zrevrangebyscore(INDEX, "+inf", since, start=counted, num=min(batch, cap - counted))
+        if not ids:
+            break
+        with client.pipeline(transaction=False) as pipe:
+            for member in ids:
+                pipe.hmget(trace_key(member.decode()), "received", "outline")
+            for member, (received, outline) in zip(ids, pipe.execute()):
+                counted += 1
+                if received is not None or outline is not None:
+                    row = _row(member.decode(), 0.0, received, outline)
+                    counts[row.kind] = counts.get(row.kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])), counted
+
+
 def per_minute(client: redis.Redis, minutes: int = 180, now: float | None = None) -> list[tuple[int, dict[str, int]]]:
     """[(minute start, {outcome family: count})] oldest first, for the last `minutes` minutes."""
     now = time.time() if now is None else now

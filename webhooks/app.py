@@ -36,6 +36,8 @@ except ImportError:  # served by another WSGI server
     _GunicornParseError = ValueError  # type: ignore[assignment,misc]
 
 BODY_SECONDS = 10.0
+NOT_CONFIGURED = "not configured: set PREPR_WEBHOOK_SECRETS to the webhook's id"
+log = logging.getLogger("webhooks")
 _FRAMING_ERRORS = (OSError, ValueError, _GunicornParseError)  # NoMoreData is an OSError
 
 
@@ -86,10 +88,14 @@ def _is_json(mimetype: str) -> bool:
 
 def create_app(settings: Settings | None = None, listens: Listens | None = None,
                intake: Intake | None = None) -> Flask:
-    """Build the receiver. With no settings, read the environment and exit with one line on error."""
+    """Build the receiver. With no settings, read the environment and exit with one line on error.
+
+    Without PREPR_WEBHOOK_SECRETS the web still starts (SPEC §5): Prepr shows the webhook's id, the
+    signing key, only after its GET has found the URL, so the app must answer before it has a key.
+    Until then every POST is 503 with Retry-After (nothing unsigned is accepted; Prepr retries)."""
     if settings is None:
         try:
-            settings = load_settings(require=("webhook_secrets",))
+            settings = load_settings()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(4)  # gunicorn's "app failed to load": the arbiter stops instead of respawning
@@ -112,6 +118,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         live.current()  # load at start, not on the first delivery
         listens, rules_status = live.listens_to, lambda: live.status
     secrets = settings.webhook_secrets
+    if not secrets:
+        log.warning(NOT_CONFIGURED)
     limit = settings.max_body_bytes
     admin_token = settings.admin_token
     receiver = Receiver(secrets, intake, listens)
@@ -121,6 +129,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
 
     @app.post("/webhooks/prepr")
     def receive() -> Response:
+        if not secrets:
+            return _json(503, {"error": NOT_CONFIGURED}, {"Retry-After": RETRY_AFTER})
         try:
             with _time_limit(BODY_SECONDS):
                 body = _read_body(limit)
@@ -142,9 +152,11 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def health() -> Response:
         up = intake.healthy()
         name, how = dialect.known(settings, intake.client)
-        body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
-                "rules": rules_status(), "redis": eviction.report(),
+        body = {"status": ("ok" if secrets else "not configured") if up else "degraded",
+                "broker": "up" if up else "down", "rules": rules_status(), "redis": eviction.report(),
                 "prepr": {"api_url": settings.api_url, "dialect": name, "decided_by": how}}
+        if not secrets:
+            body["webhook"] = NOT_CONFIGURED
         if up:
             try:
                 body["queues"] = history.queue_depths(intake.client)

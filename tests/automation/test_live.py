@@ -1,6 +1,7 @@
 """The live rule set follows file edits and never drops to a half-loaded or empty set."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from automation.live import LiveRuleSet
@@ -24,6 +25,14 @@ def test_follows_edits_and_keeps_the_last_good_set(tmp_path: Path) -> None:
     assert [r.id for r in live.current().rules] == ["a", "b"]  # the last good set stays in force
     status = live.status
     assert status["errors"] == 1 and "no_such_action" in status["first_error"] and status["rules"] == 2
+    failed_at, loaded_at = live.failed_at, live.loaded_at  # the failed reload's time, beside the last good one
+    assert failed_at is not None and loaded_at is not None and failed_at >= loaded_at
+    time.sleep(0.01)
+    live.current()  # the same broken files read again: still the time the edit was first read
+    assert live.failed_at == failed_at
+    path.write_text(MORE)
+    live.current()
+    assert live.failed_at is None and not live.errors and live.loaded_at > failed_at
 
 
 def test_without_any_valid_set_every_event_is_queued(tmp_path: Path) -> None:

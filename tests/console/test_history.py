@@ -77,3 +77,7 @@ def test_recent_rows_filters_and_pages(redis_client: redis.Redis) -> None:
     assert [r.id for r in older] == [done["id"]]
     counts = history.totals(history.per_minute(redis_client, 2))
     assert counts == {"queued": 3, "done": 1, "dead-lettered": 1}  # a retry is not counted, its end is
+    # The list's counts: each event once, by its outcome now (not "queued 3" beside "done 1").
+    assert history.outcome_counts(redis_client, time.time() - 60) == ({"queued": 1, "done": 1, "dead-lettered": 1}, 3)
+    assert history.outcome_counts(redis_client, time.time() - 60, cap=2)[1] == 2
+    assert history.outcome_counts(redis_client, time.time() + 60) == ({}, 0)

@@ -16,6 +16,7 @@ from prepr_automation import store
 from tests.conftest import BIN, Processes, free_port, read_deliveries, wait_http
 from tests.webhooks.deliveries import recent
 from tasks.messages import EVENTS_QUEUE as QUEUE
+from webhooks.app import NOT_CONFIGURED
 from webhooks.signature import sign
 
 KEY = "process-test-key"
@@ -154,9 +155,26 @@ def test_a_real_worker_consumes_what_the_receiver_queued(processes: Processes, r
     assert health["rules"] == {"path": str(rules), "loaded": True, "files": 1, "rules": 1, "enabled": 1}
 
 
+def test_the_web_starts_before_the_webhook_exists(processes: Processes, redis_url: str,
+                                                  redis_client: redis.Redis) -> None:
+    """SPEC §5: Prepr shows the key (the webhook's id) only after its GET found the URL, so the web
+    is deployed first: GET 200, every POST 503 + Retry-After (nothing unsigned accepted), said so."""
+    url = start_web(processes, redis_url, PREPR_WEBHOOK_SECRETS="")
+    assert requests.get(url + "/webhooks/prepr", timeout=5).status_code == 200
+    for signature in (sign(delivery("early"), KEY), "", "0" * 64):
+        answer = requests.post(url + "/webhooks/prepr", data=delivery("early"), timeout=5,
+                               headers={"Content-Type": "application/json", "Prepr-Signature": signature})
+        assert answer.status_code == 503 and answer.headers["Retry-After"].isdigit(), answer.text
+        assert answer.json()["error"] == NOT_CONFIGURED
+    health = requests.get(url + "/health", timeout=5)
+    assert health.status_code == 200 and health.json()["webhook"] == NOT_CONFIGURED
+    assert health.json()["status"] == "not configured"
+    assert redis_client.llen(QUEUE) == 0 and not redis_client.exists(store.seen_key("early"))
+    log = processes.procs[-1].log_path.read_text()  # type: ignore[attr-defined]
+    assert NOT_CONFIGURED in log and "Traceback" not in log
+
+
 @pytest.mark.parametrize("command,env,line", [
-    (["gunicorn", "webhooks:create_app()", "--preload", "--bind", "127.0.0.1:0"], {},
-     "error: PREPR_WEBHOOK_SECRETS is required but not set"),
     (["gunicorn", "webhooks:create_app()", "--preload", "--bind", "127.0.0.1:0"],
      {"PREPR_WEBHOOK_SECRETS": "k", "MAX_BODY_BYTES": "lots"}, "error: MAX_BODY_BYTES is malformed"),
     (["gunicorn", "webhooks:create_app()", "--preload", "--bind", "127.0.0.1:0"],

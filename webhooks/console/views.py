@@ -10,7 +10,6 @@ import redis
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
-from automation import evaluate
 from automation.live import LiveRuleSet
 from automation.render import short
 from prepr_automation import dialect, history, store
@@ -19,8 +18,11 @@ from prepr_automation.settings import Settings
 from . import charts, status
 from .auth import (check_csrf, known_device, page, remember_device, secured, sign_in, sign_out, signed_in,
                    token_matches)
+from .explain import explain as explain_event
+from .titles import titles
 
 PAGE_SIZE = 50
+COUNT_CAP = 20_000  # events counted per view of the list (newest first)
 
 
 def _number(name: str) -> float | None:
@@ -101,11 +103,14 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         rows, examined = history.recent(client, PAGE_SIZE, before, **filters)
         buckets = history.per_minute(client, hours * 60)
         older = rows[-1].at if len(rows) == PAGE_SIZE else None
-        outcomes = sorted(set(history.totals(buckets)) | {"done", "no change", "no rule matched", "dead-lettered",
+        counts, counted = history.outcome_counts(client, time.time() - hours * 3600, COUNT_CAP)
+        outcomes = sorted(set(counts) | {"done", "no change", "no rule matched", "dead-lettered",
                                                            "ignored", "queued", "retrying"})
         rules = live.current()
         return render_template("console/events.html", rows=rows, examined=examined, filters=filters,
-                               totals=history.totals(buckets), chart=charts.per_minute(buckets), hours=hours,
+                               counts=counts, counted=counted, count_cap=COUNT_CAP,
+                               duplicates=history.totals(buckets).get("duplicate", 0), titles=titles(client, settings, rows),
+                               chart=charts.per_minute(buckets), hours=hours,
                                older=older, outcomes=outcomes, rule_ids=[r.id for r in rules.rules] if rules else [],
                                indexed=client.zcard(history.INDEX))
 
@@ -136,9 +141,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
         elif rules is None:
             explained = {"error": "No valid rule set is loaded; see Rules."}
         else:
-            plan = rules.fetch_plan(envelope)
-            result = evaluate(rules, envelope, None, channels=None, now=time.time())  # channel names unresolved
-            explained = {"evaluation": result.to_json(), "fetch": plan.to_json() if plan else None}
+            explained = explain_event(rules, envelope, settings, client)  # as the worker would: item fetched now
         return render_template("console/event.html", event_id=event_id, trace=trace, run=trace.get("run") or {},
                                envelope=envelope, explained=explained,
                                bulk={k: v for k, v in trace.items() if k.startswith("bulk:")})
@@ -183,7 +186,7 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
     def rules() -> str:
         rule_set = live.current()
         return render_template("console/rules.html", status=live.status, errors=live.errors, rules=rule_set,
-                               loaded_at=live.loaded_at)
+                               loaded_at=live.loaded_at, failed_at=live.failed_at)
 
     @bp.get("/status")
     @page
