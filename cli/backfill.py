@@ -21,7 +21,7 @@ from prepr_automation import store
 from prepr_automation.settings import load_settings
 from tasks.backfill import QUEUE, Cursor, backfill_event, listing_filter, rule_filter
 from tasks.messages import task_message
-from tasks.runtime import make_client
+from prepr_automation.connect import prepr_client
 
 from .outcomes import Outcomes
 
@@ -144,7 +144,7 @@ def backfill(rule_id: str, filter_json: str | None, limit: int | None, dry_run: 
         click.echo(f"  resuming: {before} item(s) already enqueued by this run (--restart to start over)")
     seen = (lambda ids: [False] * len(ids)) if dry_run and restart else cursor.seen
     # a dry run leaves nothing in the store, not even the dialect it found out
-    client = make_client(settings, None if dry_run else redis, RateLimiter(redis, settings.rate_limit, key="prepr"))
+    client = prepr_client(settings, None if dry_run else redis, RateLimiter(redis, settings.rate_limit, key="prepr"))
     with Stop() as stop, _progress() as progress:
         listing = progress.add_task("listed", total=None, note="")
 

@@ -139,10 +139,10 @@ def schema() -> None:
 
 
 def _fetch(plan: FetchPlan | None, envelope: dict, need_channels: bool) -> tuple[dict | None, list | None]:
-    from tasks.runtime import make_client
+    from prepr_automation.connect import prepr_client
 
     settings = load_settings(require=("access_token",), cli=True)
-    client = make_client(settings, None)
+    client = prepr_client(settings, None)
     try:
         item = None
         if plan is not None:

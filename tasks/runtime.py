@@ -22,9 +22,9 @@ from prepr.errors import PreprNotFound
 from automation import RuleSet
 from automation.live import LiveRuleSet
 from prepr.client import PreprClient
-from prepr.dialects import DIALECTS, detect
 from prepr.ratelimit import RateLimiter
-from prepr_automation import dialect, store
+from prepr_automation import store
+from prepr_automation.connect import prepr_client
 from prepr_automation.observability import secret_values
 from prepr_automation.settings import Settings, load_settings
 
@@ -85,16 +85,7 @@ def _api(pid: int) -> PreprClient:
 @lru_cache(maxsize=1)
 def _api_of(pid: int) -> PreprClient:
     rt = _runtime_of(pid)
-    return make_client(rt.settings, rt.redis, RateLimiter(rt.redis, rt.settings.rate_limit, key="prepr"))
-
-
-def make_client(settings: Settings, client: redis.Redis | None, rate_limiter: RateLimiter | None = None) -> PreprClient:
-    """The Prepr client of these settings, in the dialect PREPR_API says or the store remembers
-    (auto: found out on the first call to Prepr, then kept a day for every process)."""
-    api = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url,
-                      rate_limiter=rate_limiter, customers_url=settings.customers_url,
-                      dialect=lambda: DIALECTS[dialect.resolve(settings, client, lambda: detect(api).name)])
-    return api
+    return prepr_client(rt.settings, rt.redis, RateLimiter(rt.redis, rt.settings.rate_limit, key="prepr"))
 
 
 def runtime(settings: Settings | None = None) -> Runtime:

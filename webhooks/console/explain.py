@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from automation import RuleSet, evaluate
-from prepr.client import PreprClient
+from prepr_automation.connect import prepr_client
 from prepr.errors import PreprError
 from prepr.ratelimit import RateLimiter
 from prepr_automation.settings import Settings
@@ -53,11 +53,10 @@ def explain(rules: RuleSet, envelope: dict[str, Any], settings: Settings, client
         if not settings.access_token:
             source = "no token"
         else:
-            api = PreprClient(settings.api_url, settings.access_token, settings.tracking_url,
-                              rate_limiter=page_limiter(client, settings, max_wait=5.0), timeout=(3.05, 10))
+            api = prepr_client(settings, client, page_limiter(client, settings, max_wait=5.0), timeout=(3.05, 10))
             try:
                 if plan is not None:
-                    answer = api.request("GET", plan.path, params=list(plan.params) or None)
+                    answer = api.get_resource(plan.resource, plan.id, plan.field_list)
                     item = answer if isinstance(answer, dict) else None
                 channels = list(api.list_channels()) if needs_channels else None
             except (PreprError, redis.RedisError, BudgetBusy) as exc:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import redis
 
-from prepr.client import PreprClient
+from prepr_automation.connect import prepr_client
 from prepr.errors import PreprError, PreprNotFound
 from prepr_automation.settings import Settings
 from prepr_automation.store import PREFIX, trace_key
@@ -72,15 +72,15 @@ def titles(client: redis.Redis, settings: Settings, rows: Iterable[Any]) -> dict
 
 
 def _fetch(client: redis.Redis, settings: Settings, items: list[str]) -> dict[str, str]:
-    api = PreprClient(settings.api_url, settings.access_token or "", settings.tracking_url, timeout=(1.0, 2.0),
-                      rate_limiter=page_limiter(client, settings, max_wait=0.2))  # the worker's calls first
+    api = prepr_client(settings, client, page_limiter(client, settings, max_wait=0.2),
+                       timeout=(1.0, 2.0))  # the worker's calls first
     deadline, got = time.monotonic() + DEADLINE, {}
     try:
         for item in items:
             if time.monotonic() > deadline:
                 break
             try:
-                got[item] = title_of(api.request("GET", f"/publications/{item}", params=[("fields", "items")])) or ""
+                got[item] = title_of(api.get_item(item, fields="items")) or ""
             except PreprNotFound:
                 got[item] = ""  # deleted since: remembered too, so it is not asked for again at every view
             except (PreprError, redis.RedisError, BudgetBusy):
