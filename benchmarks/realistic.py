@@ -16,7 +16,8 @@ b. Replay: the first 600 publication.* deliveries of the real corpus (benchmarks
 Every phase checks every item's final state and counts the automation's calls in the sandbox's
 request log (an editor's writes are not the token's). Environment: BENCH_REALISTIC_REDIS_URL
 (default db 10 of the local Redis, flushed per phase), BENCH_REALISTIC_BURSTS ("300,600"),
-BENCH_REALISTIC_REPLAY (600). `python -m benchmarks.realistic --pools`
+BENCH_REALISTIC_REPLAY (600), BENCH_REALISTIC_DIALECTS ("publications,content_items": every phase against a
+sandbox speaking each dialect alone, side by side). `python -m benchmarks.realistic --pools`
 runs the 300-event burst once per worker pool (prefork, threads, gevent) side by side.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ from benchmarks._remote import COALESCE, LATENCY_MS, PREPR_WINDOWS, REDIS_URL, B
 HEADING = "## Realistic"
 BURSTS = tuple(int(n) for n in os.environ.get("BENCH_REALISTIC_BURSTS", "300,600").split(","))
 REPLAY = int(os.environ.get("BENCH_REALISTIC_REPLAY", "600"))
+# Each phase against a sandbox speaking one dialect alone (the worker finds it out, PREPR_API unset)
+DIALECTS = tuple(os.environ.get("BENCH_REALISTIC_DIALECTS", "publications,content_items").split(","))
 GOALS = {"burst": 0.9, "get": 0.65, "lag": 10.0}
 POOLS = {  # --pools: the Procfile's line with another pool; concurrency sized for waiting, not cores
     "prefork -c 4": "--pool prefork --concurrency 4", "prefork -c 16": "--pool prefork --concurrency 16",
@@ -83,6 +86,26 @@ def section(results: list[Result], described: str, worker: str) -> str:
     return "\n".join(lines)
 
 
+def dialects(results: list[Result]) -> str:
+    """Today's dialect beside the seeds': time and calls of each phase, side by side in one run."""
+    by = {r.name: r for r in results}
+    lines = []
+    for r in results:
+        if not r.name.startswith("content_items: "):
+            continue
+        seeds = by.get(r.name.replace("content_items: ", "publications: "))
+        if seeds is None:
+            continue
+        phase = r.name.split(": ", 1)[1]
+        timed = (f"{r.seconds / seeds.seconds:.2f}× the time" if r.fastest else f"lag {r.lag:.1f} s vs {seeds.lag:.1f} s")
+        lines.append(f"- {phase}: content_items {timed} of publications; GET {r.gets} vs {seeds.gets}, "
+                     f"PUT {r.puts} vs {seeds.puts}, 429 {r.refused} vs {seeds.refused}.")
+    if not lines:
+        return ""
+    return "\n".join(["", "Dialects (goal: content_items within 5 % of publications, same GET and PUT counts):",
+                      *lines, ""])
+
+
 def worker_line(pool: str) -> str:
     """The Procfile's worker line with its pool and concurrency replaced by `pool`'s."""
     line = re.sub(r"\s--(pool|concurrency)[ =]\S+|\s-[Pc] \S+", "", _stack.procfile_worker())
@@ -124,9 +147,14 @@ def main() -> list[Result]:
     print(f"realistic: bursts of {BURSTS} and a replay of {REPLAY}; logs in {work}", flush=True)
     with _stack.terminated_cleanly():
         bench: Bench | None = None
+        results: list[Result] = []
         try:
-            bench = Bench(work)
-            results = [bench.burst(n, f"burst {n}") for n in BURSTS] + [bench.replay(REPLAY)]
+            for api in DIALECTS:
+                bench = Bench(work / api, api=api)
+                results += [bench.burst(n, f"{api}: burst {n}") for n in BURSTS] + [bench.replay(REPLAY)]
+                results[-1].name = f"{api}: replay"
+                bench.close()
+                bench = None
             ok = True
         finally:
             if bench is not None:
@@ -136,7 +164,7 @@ def main() -> list[Result]:
             else:
                 print(f"realistic: failed; logs kept in {work}", file=sys.stderr)
     print(f"realistic: {time.monotonic() - began:.0f} s in all", flush=True)
-    text = section(results, described, _stack.procfile_worker())
+    text = section(results, described, _stack.procfile_worker()) + dialects(results)
     print(text)
     _report.write_section(text, HEADING)
     if any(r.wrong or r.untraced for r in results):
