@@ -158,7 +158,7 @@ def test_trigger_webhooks_in_content_items_names_the_rule_at_file_line(doctor: D
     assert code == 1
     bad = failures(lines)
     assert len(bad) == 1, out
-    assert bad[0].startswith(f"✗ {doctor.rules}:8:") and "trigger_webhooks has no equivalent" in bad[0], out
+    assert bad[0].startswith(f"✗ {doctor.rules}:7:9: rules[0].do[0].trigger_webhooks: ") and "trigger_webhooks has no equivalent" in bad[0], out
     code, lines, out = doctor.run(PREPR_API="publications")  # the seeds' API has bulk webhooks
     assert code == 0, out
 
