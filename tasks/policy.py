@@ -33,6 +33,7 @@ from .runtime import RulesUnavailable, Runtime
 log = logging.getLogger("tasks.policy")
 STORE_PAUSE = 1.0  # seconds before a requeue after a store error, so an outage is not a busy loop
 Letter = Callable[[str, str, "PreprError | None"], list[DeadLetter]]
+STORE_ERRORS = (redis.RedisError, OperationalError)
 
 
 class Unprocessable(Exception):
@@ -44,10 +45,9 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     retries = task.request.retries
     if isinstance(exc, (ItemBusy, RulesUnavailable)):
         _retry(task, run, f"waiting: {exc}", countdown(min(retries, 3), None, base=1.0))
-    if isinstance(exc, (redis.RedisError, OperationalError)):
+    if isinstance(exc, STORE_ERRORS):
         run.finish(f"waiting: the store is unreachable ({type(exc).__name__}), requeued")
-        time.sleep(STORE_PAUSE)
-        raise Reject(exc, requeue=True)
+        requeue(exc)
     prepr = exc if isinstance(exc, PreprError) else None
     if prepr is not None:
         run.error = prepr.to_dict()
@@ -71,6 +71,13 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     for letter_id in ids:
         log.warning("run %s dead-lettered (%s): %s [letter %s]", run.id, reason, error, letter_id)
     return f"dead-lettered: {reason} (letter {', '.join(ids)})"
+
+
+def requeue(exc: BaseException) -> NoReturn:
+    """The store failed: this message goes back on its queue, after a pause so an outage is not a
+    busy loop (if even the requeue cannot reach Redis, tasks.transport sends it once it answers)."""
+    time.sleep(STORE_PAUSE)
+    raise Reject(exc, requeue=True)
 
 
 def letter_fields(run: Run, error: str, exc: PreprError | None) -> dict[str, Any]:
