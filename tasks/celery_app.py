@@ -6,7 +6,8 @@ Reliability settings, and why:
 - prefetch 1: a worker holds only the message it is working on;
 - visibility_timeout (VISIBILITY_TIMEOUT, default 300 s): how long an un-acked message waits
   before it is re-delivered (then within ~10 s); well above the longest event task, far below
-  kombu's 1 hour;
+  kombu's 1 hour. Only for a message no live worker answers for: the messages of a worker that
+  died (SIGKILL, OOM) are taken over within seconds (Takeover, tasks.takeover);
 - JSON only: tasks take JSON-able arguments and nothing is ever unpickled;
 - kombu's Redis transport with one fix (tasks.transport), and after the broker comes back from an outage, the messages that were in flight when it went
   away are put back on their queue at once (RestoreInFlight), not after the visibility timeout.
@@ -23,6 +24,8 @@ from kombu import Queue
 
 from prepr_automation import store
 from prepr_automation.settings import ConfigError, load_settings
+
+from .takeover import Takeover
 
 app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk"])
 log = logging.getLogger("tasks.celery_app")
@@ -56,6 +59,7 @@ class RestoreInFlight(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RestoreInFlight)
+app.steps["consumer"].add(Takeover)
 
 
 @app.on_configure.connect
