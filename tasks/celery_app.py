@@ -27,7 +27,7 @@ from prepr_automation.settings import ConfigError, load_settings
 
 from .takeover import Takeover
 
-app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk"])
+app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk", "tasks.effects"])
 log = logging.getLogger("tasks.celery_app")
 
 
