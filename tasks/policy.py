@@ -2,8 +2,8 @@
 
 - the item is busy, or no rule set could be loaded: wait and retry, never dead-letter;
 - the store (Redis) failed: the message is requeued (Reject requeue=True); if even that cannot
-  reach Redis, the message stays un-acked and kombu restores it after the visibility timeout —
-  it is never acknowledged, so never lost;
+  reach Redis, the requeue is owed and sent once Redis answers (tasks.transport) — the message
+  is never acknowledged unrun, so never lost;
 - a retryable Prepr error with attempts left: retry with backoff (tasks.retry); a retry that
   cannot be published is requeued the same way instead of being dropped;
 - anything else is final: a dead letter with the reason, so one bad event never blocks the
