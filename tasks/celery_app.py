@@ -50,7 +50,8 @@ class RestoreInFlight(bootsteps.StartStopStep):
         restored = 0
         for tag in tags:
             try:
-                qos.restore_by_tag(tag)  # type: ignore[union-attr]
+                if not getattr(qos, "restore_unlisted", lambda t: False)(tag):  # tasks.transport
+                    qos.restore_by_tag(tag)  # type: ignore[union-attr]
                 restored += 1
             except Exception:  # left to the visibility timeout, as without this step
                 log.warning("message %s not requeued after the outage", tag, exc_info=True)

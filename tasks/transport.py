@@ -13,7 +13,8 @@ RestoreInFlight (tasks.celery_app) requeues them as soon as the consumer is conn
 An acknowledgement or a requeue that cannot reach Redis (a stall, a timeout on a connection
 that is not dropped) is owed, not forgotten: `settle_owed` (tasks.takeover, every few seconds)
 sends it once Redis answers, so a message a task gave back is never left to the visibility
-timeout. And every message delivered is listed with the worker process holding it
+timeout. So is the listing of a message Redis handed over just before it went away (already
+off its queue): the message runs, and a requeue puts it back from the copy kept here. And every message delivered is listed with the worker process holding it
 (`unacked_owner`), in the same step that renews that process's heartbeat key
 (`unacked_alive:<owner>`, ALIVE_TTL): `restore_orphans` puts back on their queues the messages
 of a process whose heartbeat stopped (SIGKILL, OOM) — seconds, not the visibility timeout.
@@ -31,12 +32,12 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import QoS as VirtualQoS
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 log = logging.getLogger("tasks.transport")
 ALIVE_TTL = 12.0  # seconds a worker process counts as alive after its last heartbeat
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
-_owed: list[tuple[str, bool]] = []  # (delivery tag, requeue) not yet sent to Redis, this process
+_owed: list[tuple[str, str, str | None]] = []  # (delivery tag, what, message) Redis has not taken yet
 _owed_lock = threading.Lock()
 _owner: tuple[int, str] | None = None
 
@@ -57,14 +58,20 @@ class QoS(kombu_redis.QoS):
         """kombu's bookkeeping of a delivered message, plus its holder and the holder's heartbeat,
         in one pipeline: a message is never listed without a live owner to answer for it."""
         delivery = message.delivery_info
+        raw = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        try:
+            self._listed(delivery_tag, raw, time.time())
+        except UNREACHABLE as exc:  # already taken off its queue: run it, and list it once Redis answers
+            self._owe(delivery_tag, "list", exc, raw)
+        VirtualQoS.append(self, message, delivery_tag)
+
+    def _listed(self, delivery_tag: str, raw: str, at: float) -> None:
         with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}) \
-                .hset(self.unacked_key, delivery_tag, dumps([message._raw, delivery["exchange"],
-                                                             delivery["routing_key"]])) \
+            pipe.zadd(self.unacked_index_key, {delivery_tag: at}) \
+                .hset(self.unacked_key, delivery_tag, raw) \
                 .hset(self.owner_key, delivery_tag, owner()) \
                 .set(self.alive_prefix + owner(), "1", px=int(ALIVE_TTL * 1000)) \
                 .execute()
-        VirtualQoS.append(self, message, delivery_tag)
 
     def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
         return super()._remove_from_indices(delivery_tag, pipe).hdel(self.owner_key, delivery_tag)
@@ -77,27 +84,38 @@ class QoS(kombu_redis.QoS):
                         type(exc).__name__)
 
     def ack(self, delivery_tag: Any) -> None:
+        if _unlisted(delivery_tag) is not None:  # never listed in Redis: nothing to remove there
+            VirtualQoS.ack(self, delivery_tag)
+            return
         try:
             super().ack(delivery_tag)
         except AttributeError:  # a channel of a connection that was lost (see the module doc)
             log.warning("message %s not acknowledged on a lost connection: it runs again", delivery_tag)
         except UNREACHABLE as exc:
-            self._owe(delivery_tag, False, exc)
+            self._owe(delivery_tag, "ack", exc)
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        raw = _unlisted(delivery_tag)
+        if raw is not None:  # never listed: put it back on its queue from the copy kept here
+            if requeue:
+                self._owe(delivery_tag, "push", None, raw)  # sent within BEAT_EVERY (tasks.takeover)
+            VirtualQoS.ack(self, delivery_tag)
+            return
         try:
             super().reject(delivery_tag, requeue=requeue)
         except AttributeError:  # idem: requeued on reconnect, or after the visibility timeout
             log.warning("message %s not rejected on a lost connection: it runs again", delivery_tag)
         except UNREACHABLE as exc:
-            self._owe(delivery_tag, requeue, exc)
+            self._owe(delivery_tag, "requeue" if requeue else "ack", exc)
 
-    def _owe(self, delivery_tag: str, requeue: bool, exc: BaseException) -> None:
+    def _owe(self, delivery_tag: str, action: str, exc: BaseException | None, raw: str | None = None) -> None:
         with _owed_lock:
-            _owed.append((delivery_tag, requeue))
-        VirtualQoS.ack(self, delivery_tag)  # no longer this channel's: the owed list answers for it
-        log.warning("message %s not %s, Redis unreachable (%s): sent once it answers", delivery_tag,
-                    "requeued" if requeue else "acknowledged", type(exc).__name__)
+            _owed.append((delivery_tag, action, raw))
+        if action in ("ack", "requeue"):
+            VirtualQoS.ack(self, delivery_tag)  # no longer this channel's: the owed list answers for it
+        if exc is not None:
+            log.warning("message %s: %s not sent, Redis unreachable (%s): sent once it answers", delivery_tag,
+                        action, type(exc).__name__)
 
     def beat(self) -> None:
         """Renew this process's heartbeat."""
@@ -105,17 +123,47 @@ class QoS(kombu_redis.QoS):
             client.set(self.alive_prefix + owner(), "1", px=int(ALIVE_TTL * 1000))
 
     def settle_owed(self) -> int:
-        """Send the acknowledgements and requeues that could not reach Redis; how many were sent."""
-        with _owed_lock:
-            owed = list(_owed)
-        for tag, requeue in owed:
-            if requeue:
-                self.restore_by_tag(tag, leftmost=True)
-            else:
-                self._remove_from_indices(tag).execute()
-            with _owed_lock:
-                _owed.remove((tag, requeue))
-        return len(owed)
+        """Send, in order, the listings, acknowledgements and requeues that could not reach Redis;
+        how many were sent (a Redis error stops the round: the rest waits for the next)."""
+        sent = 0
+        while True:
+            with _owed_lock:  # taken off first: a requeue on reconnect (restore_unlisted) never doubles it
+                if not _owed:
+                    return sent
+                entry = _owed.pop(0)
+            tag, action, raw = entry
+            try:
+                if action == "list":
+                    self._listed(tag, raw or "", time.time())
+                elif action == "push":
+                    self._push(raw or "[]")
+                elif action == "requeue":
+                    self.restore_by_tag(tag, leftmost=True)
+                else:
+                    self._remove_from_indices(tag).execute()
+            except BaseException:
+                with _owed_lock:
+                    _owed.insert(0, entry)
+                raise
+            sent += 1
+
+    def restore_unlisted(self, delivery_tag: str) -> bool:
+        """Requeue a message whose listing was still owed when the connection was lost (Celery
+        drops what it held then): from the copy kept here. False: it was listed (or never ours)."""
+        raw = _unlisted(delivery_tag)
+        if raw is None:
+            return False
+        try:
+            self._push(raw)
+        except UNREACHABLE as exc:
+            self._owe(delivery_tag, "push", exc, raw)
+        return True
+
+    def _push(self, raw: str) -> None:
+        message, exchange, routing_key = loads(raw)
+        with self.pipe_or_acquire() as pipe:
+            self.channel._do_restore_message(message, exchange, routing_key, pipe, True)
+            pipe.execute()
 
     def restore_orphans(self) -> int:
         """Requeue the messages held by worker processes whose heartbeat stopped; how many."""
@@ -139,6 +187,16 @@ class QoS(kombu_redis.QoS):
 
 def owed() -> int:
     return len(_owed)
+
+
+def _unlisted(delivery_tag: str) -> str | None:
+    """A delivered message whose listing is still owed: taken off the owed list, its copy returned."""
+    with _owed_lock:
+        for entry in _owed:
+            if entry[0] == delivery_tag and entry[1] == "list":
+                _owed.remove(entry)
+                return entry[2]
+    return None
 
 
 class Channel(kombu_redis.Channel):
