@@ -183,4 +183,5 @@ def _outcome(part: EventPart, planned: int, sent: int, skipped: int, unknown: in
         return "no change: " + ", ".join(filter(None, [f"{skipped} effect(s) already sent" if skipped else "", note]))
     if not sent:
         return f"dry run: {planned} call(s) planned, none sent"
-    return f"done: {sent} call(s) sent" + (f", {skipped} already sent" if skipped else "") + (f", {note}" if note else "")
+    return f"done: {sent} call(s) sent" + "".join(f", {text}" for text in (
+        f"{skipped} already sent" if skipped else "", note) if text)

@@ -14,10 +14,12 @@ An acknowledgement or a requeue that cannot reach Redis (a stall, a timeout on a
 that is not dropped) is owed, not forgotten: `settle_owed` (tasks.takeover, every few seconds)
 sends it once Redis answers, so a message a task gave back is never left to the visibility
 timeout. So is the listing of a message Redis handed over just before it went away (already
-off its queue): the message runs, and a requeue puts it back from the copy kept here. And every message delivered is listed with the worker process holding it
-(`unacked_owner`), in the same step that renews that process's heartbeat key
-(`unacked_alive:<owner>`, ALIVE_TTL): `restore_orphans` puts back on their queues the messages
-of a process whose heartbeat stopped (SIGKILL, OOM) — seconds, not the visibility timeout.
+off its queue): the message runs, and a requeue puts it back from the copy kept here.
+
+And every message delivered is listed with the worker process holding it (`unacked_owner`),
+in the same step that renews that process's heartbeat key (`unacked_alive:<owner>`, ALIVE_TTL):
+`restore_orphans` puts back on their queues the messages of a process whose heartbeat stopped
+(SIGKILL, OOM) — seconds, not the visibility timeout.
 """
 from __future__ import annotations
 
