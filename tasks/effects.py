@@ -16,8 +16,10 @@ import redis
 
 from prepr.errors import PreprError
 
+from . import deferred
 from .celery_app import app
 from .execute import effects_key
+from .policy import STORE_ERRORS, requeue
 from .runtime import runtime
 
 ASKED = "|asked"
@@ -43,6 +45,13 @@ def unknown_entry(run: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 @app.task(name="tasks.send_effect", bind=True, max_retries=0)
 def send_effect(self: Any, event_id: str, key: str) -> str:
+    try:
+        return _send(self, event_id, key)
+    except STORE_ERRORS as exc:  # requeued: delivered again, it gives the claim back (see above)
+        requeue(exc)
+
+
+def _send(self: Any, event_id: str, key: str) -> str:
     rt = runtime()
     name = effects_key(event_id)
     trace = rt.traces.read(event_id) or {}
@@ -64,7 +73,8 @@ def send_effect(self: Any, event_id: str, key: str) -> str:
         entry["note"] = f"sending on request failed: {exc}"[:300]
         rt.traces.write(event_id, "run", run)
         return entry["note"]
-    rt.redis.hset(name, key, f"{time.time():.3f}")
+    at = f"{time.time():.3f}"
+    deferred.send(rt.redis, lambda pipe: pipe.hset(name, key, at))  # sent: recorded even through an outage
     entry.update(unknown=False, sent=True, sent_on_request=round(time.time(), 3))
     entry.pop("note", None)
     run["outcome"] = f"{run.get('outcome', '')}; 1 unknown effect sent on request".lstrip("; ")
