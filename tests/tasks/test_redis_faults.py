@@ -35,22 +35,23 @@ rules:
 EVENTS, ITEMS = 120, 12
 
 
+@pytest.mark.parametrize("pool,concurrency", [("prefork", 4), ("threads", 8)])
 @pytest.mark.parametrize("fault", ["stall", "restart"])
 def test_coalesced_runs_lose_nothing_and_write_nothing_twice_when_redis_stops(
-        service: Service, processes: Processes, tmp_path: Path, fault: str) -> None:
+        service: Service, processes: Processes, tmp_path: Path, fault: str, pool: str, concurrency: int) -> None:
     port = free_port()
     server = _redis_server(processes, tmp_path / "redis", port)
     url = f"redis://127.0.0.1:{port}/0"
     service.redis_url, service.redis = url, redis.Redis.from_url(url)
     service.rules(TAG)
-    worker = service.start_worker(concurrency=8, pool="threads", COALESCE_SECONDS="2")
+    worker = service.start_worker(concurrency=concurrency, pool=pool, COALESCE_SECONDS="2")
     deadline = time.monotonic() + 60
     while "ready." not in worker.log_path.read_text():  # type: ignore[attr-defined]
         assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
         time.sleep(0.1)
     items = [i["id"] for i in service.sandbox.client().list_publications()][:ITEMS]
     service.sandbox.clear_requests()
-    service.sandbox.fault("/publications/*", method="PUT", latency_ms=400, times=None)
+    service.sandbox.fault("/publications/*", method="PUT", latency_ms=1000, times=None)
     intake = Intake(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5), 3600, 3600)
     sent: list[dict] = []
 
@@ -107,7 +108,7 @@ def test_coalesced_runs_lose_nothing_and_write_nothing_twice_when_redis_stops(
         if envelope["payload"]["marker"] not in {t for locale in item["items"] for t in tag_names(item, locale)}:
             missing.append(envelope["id"])
     runs = len({r["run_id"] for r in final.values()})
-    print(f"\nRedis {fault} ({resumed - stopped:.1f}s) mid-coalescing: {EVENTS} events in {runs} runs; lost {len(lost)}; "
+    print(f"\n{pool} x{concurrency}, Redis {fault} ({resumed - stopped:.1f}s) mid-coalescing: {EVENTS} events in {runs} runs; lost {len(lost)}; "
           f"changes missing {len(missing)}; item PUTs {sum(puts.values())}, doubled {sum(doubled.values())}; "
           f"all final {done_after:.1f}s after Redis was back")
     assert worker.poll() is None, "the worker survives"
