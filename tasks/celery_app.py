@@ -6,7 +6,8 @@ Reliability settings, and why:
 - prefetch 1: a worker holds only the message it is working on;
 - visibility_timeout (VISIBILITY_TIMEOUT, default 300 s): how long an un-acked message waits
   before it is re-delivered (then within ~10 s); well above the longest event task, far below
-  kombu's 1 hour;
+  kombu's 1 hour. Only for a message no live worker answers for: the messages of a worker that
+  died (SIGKILL, OOM) are taken over within seconds (Takeover, tasks.takeover);
 - JSON only: tasks take JSON-able arguments and nothing is ever unpickled;
 - kombu's Redis transport with one fix (tasks.transport), and after the broker comes back from an outage, the messages that were in flight when it went
   away are put back on their queue at once (RestoreInFlight), not after the visibility timeout.
@@ -24,7 +25,9 @@ from kombu import Queue
 from prepr_automation import store
 from prepr_automation.settings import ConfigError, load_settings
 
-app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk"])
+from .takeover import Takeover
+
+app = Celery("prepr_automation", include=["tasks.events", "tasks.bulk", "tasks.effects"])
 log = logging.getLogger("tasks.celery_app")
 
 
@@ -47,7 +50,8 @@ class RestoreInFlight(bootsteps.StartStopStep):
         restored = 0
         for tag in tags:
             try:
-                qos.restore_by_tag(tag)  # type: ignore[union-attr]
+                if not getattr(qos, "restore_unlisted", lambda t: False)(tag):  # tasks.transport
+                    qos.restore_by_tag(tag)  # type: ignore[union-attr]
                 restored += 1
             except Exception:  # left to the visibility timeout, as without this step
                 log.warning("message %s not requeued after the outage", tag, exc_info=True)
@@ -56,6 +60,7 @@ class RestoreInFlight(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RestoreInFlight)
+app.steps["consumer"].add(Takeover)
 
 
 @app.on_configure.connect

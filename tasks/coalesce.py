@@ -24,6 +24,12 @@ the leader's claim names the leading event, so that event's own message, deliver
 schedules the run again. A claim that lapsed (LEASE_MARGIN past the due time) lets the next
 event lead: two runs at once are harmless, the item lock orders them and each reads what is
 pending under it.
+
+Nor when Redis fails part-way (tasks.events): a step before the run is done requeues its
+message; after it, the claim is released through tasks.deferred. The claim is a lease, so it
+never outlives its run by more than LEASE_MARGIN, and every item with pending events is listed
+(ITEMS): the worker's sweep (`orphans`, every few seconds) leads the run of an item whose events
+wait with no claim, so they never wait for an unrelated event to arrive.
 """
 from __future__ import annotations
 
@@ -40,9 +46,12 @@ from redis.client import Pipeline
 from prepr.ratelimit import parse_rate_limit
 from prepr_automation.store import PREFIX, trace_key
 
+from . import deferred
+
 LEASE_MARGIN = 30.0  # seconds a claim outlives its run's due time (or its last heartbeat)
 PENDING_TTL = 30 * 24 * 3600
 WAITING = f"{PREFIX}coalesce:waiting"  # item -> due time of every run waiting out its window
+ITEMS = f"{PREFIX}coalesce:items"  # item -> since when it has events pending (the sweep's list)
 CALLS_PER_ITEM = 2  # a GET and a PUT
 
 
@@ -61,7 +70,7 @@ if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) t
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
 """
-# KEYS: order (zset), envelopes (hash), leader, trace  ARGV: event id, envelope, now, lease ms, ttl
+# KEYS: order (zset), envelopes (hash), leader, trace, items  ARGV: event id, envelope, now, lease ms, ttl, item
 # An event's place is when the receiver took it (its trace's `received` record), else now.
 _JOIN = """
 local at = ARGV[3]
@@ -73,16 +82,31 @@ end
 if redis.call('ZADD', KEYS[1], 'NX', at, ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[5], 'NX', ARGV[3], ARGV[6])
 local leader = redis.call('GET', KEYS[3])
 if leader and leader ~= ARGV[1] then return {0, leader} end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
 return {1, ARGV[1]}
 """
-# KEYS: order, leader  ARGV: leader, force (1: resign whatever is pending)
+# KEYS: order, leader, items  ARGV: leader, force (1: resign whatever is pending), item
+# Nothing pending and no claim: the item leaves the sweep's list in the same step.
 _RESIGN = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 1 end
-if ARGV[2] == '1' or redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return 1 end
+local empty = redis.call('ZCARD', KEYS[1]) == 0
+if ARGV[2] == '1' or empty then
+  redis.call('DEL', KEYS[2])
+  if empty then redis.call('ZREM', KEYS[3], ARGV[3]) end
+  return 1
+end
 return 0
+"""
+# KEYS: order, leader, items  ARGV: item, claim, lease ms
+# The sweep's step per listed item: 0 claim alive, 1 claimed for a new run, 2 nothing pending (unlisted).
+_ADOPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[1]) return 2 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
 """
 # KEYS: leader  ARGV: leader, lease ms
 _RENEW = """
@@ -105,10 +129,10 @@ class Pending:
 
     def join(self, envelope: dict[str, Any]) -> tuple[bool, str]:
         """Durably add the envelope; (True, its id) when it leads, else (False, the leader's id)."""
-        led, leader = self.client.eval(_JOIN, 4, self.order, self.envelopes, self.leader_key,
-                                       trace_key(str(envelope["id"])), str(envelope["id"]),
+        led, leader = self.client.eval(_JOIN, 5, self.order, self.envelopes, self.leader_key,
+                                       trace_key(str(envelope["id"])), ITEMS, str(envelope["id"]),
                                        json.dumps(envelope), f"{time.time():.6f}",
-                                       int((self.cap + LEASE_MARGIN) * 1000), PENDING_TTL)
+                                       int((self.cap + LEASE_MARGIN) * 1000), PENDING_TTL, self.item)
         self.leader = leader.decode() if isinstance(leader, bytes) else str(leader)
         return led == 1, self.leader
 
@@ -147,7 +171,21 @@ class Pending:
 
     def resign(self, force: bool = False) -> bool:
         """Give up the claim when nothing is pending (or `force`); False: there is more to run."""
-        return self.client.eval(_RESIGN, 2, self.order, self.leader_key, self.leader, "1" if force else "0") == 1
+        return self.client.eval(_RESIGN, 3, self.order, self.leader_key, ITEMS, self.leader, "1" if force else "0",
+                                self.item) == 1
+
+    def release_later(self) -> None:
+        """The store failed after the run: give up the claim as soon as it answers (tasks.deferred),
+        whatever is pending; the sweep (`orphans`) then leads the run of what is left."""
+        deferred.send(self.client, lambda pipe: pipe.eval(_RESIGN, 3, self.order, self.leader_key, ITEMS,
+                                                          self.leader, "1", self.item))
+
+    def adopt(self) -> bool:
+        """Claim an item whose events wait with no claim (a run that is gone); True: run it."""
+        first = self.client.zrange(self.order, 0, 0)
+        self.leader = first[0].decode() if first else self.leader
+        return self.client.eval(_ADOPT, 3, self.order, self.leader_key, ITEMS, self.item, self.leader,
+                                int((self.cap + LEASE_MARGIN) * 1000)) == 1
 
     @contextmanager
     def leading(self) -> Iterator[None]:

@@ -19,7 +19,7 @@ from .execute import execute_plan, resource_of
 from .group import plan_run
 from .itemstate import ItemState
 from .poison import GuardedRequest
-from .policy import Unprocessable, letter_fields, settle
+from .policy import STORE_ERRORS, Unprocessable, letter_fields, requeue, settle
 from .runs import Run, run_of
 from .runtime import Runtime, runtime
 
@@ -85,14 +85,22 @@ def run_pending(self, resource: str, item_id: str, leader: str) -> str:
     """The run of an item's pending events, once the window has passed (else scheduled again)."""
     rt = runtime()
     pending = Pending(rt.redis, resource, item_id, rt.settings.coalesce_seconds, leader=leader)
-    if pending.window_left() > 0:
-        return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    try:  # a store error before the run: this message is requeued, never acknowledged unrun
+        if pending.window_left() > 0:
+            return f"not yet: due again in {pending.schedule(run_pending):.1f}s"
+    except STORE_ERRORS as exc:
+        requeue(exc)
     return _lead(self, rt, pending, bool((self.request.delivery_info or {}).get("redelivered")))
 
 
 def _lead(task: Any, rt: Runtime, pending: Pending, redelivered: bool) -> str:
-    """The leader's run: everything pending for the item, under its lock, in one round."""
-    pending.started()
+    """The leader's run: everything pending for the item, under its lock, in one round. A store
+    error before the run is done requeues the message (tasks.policy); after it, the claim is
+    released once the store answers and the sweep leads what is left (tasks.coalesce)."""
+    try:
+        pending.started()
+    except STORE_ERRORS as exc:
+        requeue(exc)
     with pending.leading(), run_of(rt, task.request.retries + 1, None, redelivered) as run:
         run.id = pending.leader
         try:
@@ -100,8 +108,11 @@ def _lead(task: Any, rt: Runtime, pending: Pending, redelivered: bool) -> str:
             run.finish(_round(rt, item, run, pending) or "nothing pending")
         except Exception as exc:
             run.finish(settle(task, rt, exc, run, _letters(run, pending)))
-    if not pending.resign():  # events arrived during the run: they get a window of their own
-        pending.schedule(run_pending)
+    try:
+        if not pending.resign():  # events arrived during the run: they get a window of their own
+            pending.schedule(run_pending)
+    except STORE_ERRORS:
+        pending.release_later()
     return run.outcome
 
 

@@ -8,8 +8,16 @@ Effects are not idempotent (a tracked event counts twice if sent twice), so each
 recorded in the store with its event (`pa:effects:<event id>`, kind + rules + ordinal) and
 skipped by any later retry, re-delivery or replay of that event; a replay asked for with
 `again` sends them anyway. The record is written right after the call (deferred if the store
-is down, and always before the item's lock is released, see tasks.deferred), so only a process
-killed between the call and the record can send an effect twice.
+is down, and always before the item's lock is released, see tasks.deferred).
+
+What a process killed between the call and its record leaves is decided per kind:
+- `track_event` is AT MOST ONCE (a tracked event counts): an "in flight" mark is written, and
+  must have reached the store, before the POST. A later attempt that finds the mark without the
+  record does not send it: the effect is `unknown` in the trace and the outcome, and the
+  console offers to send it (tasks.effects). An answer that proves the call was refused (4xx,
+  429, 503) or a store error before the call clears the mark, so a retry sends it;
+- bulk jobs and `trigger_webhooks` are AT LEAST ONCE: a job is queued again, a webhook fired
+  again (both act on the item's current state, so a second run repeats, not doubles, the work).
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import redis
 
 from automation import PlannedCall
 from automation.resources import FAMILIES
+from prepr.errors import PreprError
 from prepr_automation.store import PREFIX
 
 from . import deferred
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 
 EFFECTS_TTL = 30 * 24 * 3600
 _ORDER = {"track_event": 0}
+AT_MOST_ONCE = {"track_event"}  # effect kinds never sent twice, even after a crash (see above)
+INFLIGHT = "|inflight"
 
 
 class LoopSuspected(Exception):
@@ -61,6 +72,21 @@ class Effects:
     def done(self, event_id: str, key: str) -> bool:
         return key in self.sent.get(event_id, set())
 
+    def unknown(self, event_id: str, key: str) -> bool:
+        """An earlier attempt began sending it and never recorded the answer."""
+        return key + INFLIGHT in self.sent.get(event_id, set()) and not self.done(event_id, key)
+
+    def begin(self, event_id: str, key: str) -> None:
+        """Mark an at-most-once effect in flight; raises when the store cannot take the mark (not sent)."""
+        name = effects_key(event_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(name, key + INFLIGHT, f"{time.time():.3f}").expire(name, EFFECTS_TTL).execute()
+
+    def abandon(self, event_id: str, key: str) -> None:
+        """The call was not sent (or refused): clear its mark, so a retry sends it."""
+        name = effects_key(event_id)
+        deferred.send(self.client, lambda pipe: pipe.hdel(name, key + INFLIGHT))
+
     def record(self, event_id: str, key: str) -> None:
         self.sent.setdefault(event_id, set()).add(key)
         name, at = effects_key(event_id), f"{time.time():.3f}"
@@ -82,6 +108,7 @@ def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[Event
     sent: Counter[str] = Counter()
     planned: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
     dry = rt.settings.dry_run
     if put is not None:
         contributors = [p for p in run.parts if any(c.get("kind") == "put" for c in p.planned)]
@@ -114,10 +141,17 @@ def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[Event
             entry["sent"], entry["already_sent"] = False, True
             skipped[part.id] += 1
             continue
+        if call.kind in AT_MOST_ONCE and record.unknown(part.id, key) and not run.again:
+            entry["sent"], entry["unknown"], entry["effect_key"] = False, True, key
+            unknown[part.id] += 1
+            continue
         run.current_rules = list(call.rule_ids)
         if call.queue == "bulk":
             kwargs = {"again": True} if run.again else {}
             entry["bulk_task"] = run_bulk.apply_async(args=[entry, part.id], kwargs=kwargs, queue="bulk").id
+        elif call.kind in AT_MOST_ONCE:
+            record.begin(part.id, key)
+            _send_once(rt, call, record, part.id, key)
         else:
             base = rt.api.tracking_url if call.api == "tracking" else None
             rt.api.request(call.method, call.path, params=call.params, json=call.body, base_url=base,
@@ -125,7 +159,7 @@ def execute_plan(rt: Runtime, put: PlannedCall | None, effects: list[tuple[Event
         record.record(part.id, key)
         entry["sent"] = True
         sent[part.id] += 1
-    return {p.id: _outcome(p, planned[p.id], sent[p.id], skipped[p.id]) for p in run.parts}
+    return {p.id: _outcome(p, planned[p.id], sent[p.id], skipped[p.id], unknown[p.id]) for p in run.parts}
 
 
 def _write(rt: Runtime, put: PlannedCall, target: tuple[str, str] | None,
@@ -146,12 +180,29 @@ def _write(rt: Runtime, put: PlannedCall, target: tuple[str, str] | None,
     return rt.api.item_path(target[1]), named
 
 
-def _outcome(part: EventPart, planned: int, sent: int, skipped: int) -> str:
+def _send_once(rt: Runtime, call: PlannedCall, record: Effects, event_id: str, key: str) -> None:
+    """Send an at-most-once effect whose mark is in flight; clear the mark when it surely did not land."""
+    base = rt.api.tracking_url if call.api == "tracking" else None
+    try:
+        rt.api.request(call.method, call.path, params=call.params, json=call.body, base_url=base,
+                       expect_json=False)
+    except redis.RedisError:  # the rate limiter, before anything was sent
+        record.abandon(event_id, key)
+        raise
+    except PreprError as exc:
+        if exc.status is not None and (400 <= exc.status < 500 or exc.status == 503):
+            record.abandon(event_id, key)
+        raise
+
+
+def _outcome(part: EventPart, planned: int, sent: int, skipped: int, unknown: int = 0) -> str:
     if not planned:
         matched = any(r.get("matched") for r in (part.evaluation or {}).get("rules", []))
         return "no change" if matched else "no rule matched"
-    if skipped and not sent:
-        return f"no change: {skipped} effect(s) already sent"
+    note = f"{unknown} unknown (in flight when an earlier attempt stopped, not resent)" if unknown else ""
+    if (skipped or unknown) and not sent:
+        return "no change: " + ", ".join(filter(None, [f"{skipped} effect(s) already sent" if skipped else "", note]))
     if not sent:
         return f"dry run: {planned} call(s) planned, none sent"
-    return f"done: {sent} call(s) sent" + (f", {skipped} already sent" if skipped else "")
+    return f"done: {sent} call(s) sent" + "".join(f", {text}" for text in (
+        f"{skipped} already sent" if skipped else "", note) if text)

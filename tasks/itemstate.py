@@ -112,7 +112,11 @@ class ItemState:
                 pipe.expire(self.key("fired"), FIRED_TTL)
             also(pipe)
             pipe.eval(RELEASE, 1, self.key("lock"), self.token)
-            pipe.execute()
+            try:
+                pipe.execute()
+            except BaseException:  # the store failed: stop the heartbeat, release when it answers
+                self.release()
+                raise
         self.held = False
         self._beat.set()
 

@@ -2,8 +2,8 @@
 
 - the item is busy, or no rule set could be loaded: wait and retry, never dead-letter;
 - the store (Redis) failed: the message is requeued (Reject requeue=True); if even that cannot
-  reach Redis, the message stays un-acked and kombu restores it after the visibility timeout —
-  it is never acknowledged, so never lost;
+  reach Redis, the requeue is owed and sent once Redis answers (tasks.transport) — the message
+  is never acknowledged unrun, so never lost;
 - a retryable Prepr error with attempts left: retry with backoff (tasks.retry); a retry that
   cannot be published is requeued the same way instead of being dropped;
 - anything else is final: a dead letter with the reason, so one bad event never blocks the
@@ -34,6 +34,7 @@ from .runtime import RulesUnavailable, Runtime
 log = logging.getLogger("tasks.policy")
 STORE_PAUSE = 1.0  # seconds before a requeue after a store error, so an outage is not a busy loop
 Letter = Callable[[str, str, "PreprError | None"], list[DeadLetter]]
+STORE_ERRORS = (redis.RedisError, OperationalError)
 
 
 class Unprocessable(Exception):
@@ -45,10 +46,9 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     retries = task.request.retries
     if isinstance(exc, (ItemBusy, RulesUnavailable)):
         _retry(task, run, f"waiting: {exc}", countdown(min(retries, 3), None, base=1.0))
-    if isinstance(exc, (redis.RedisError, OperationalError)):
+    if isinstance(exc, STORE_ERRORS):
         run.finish(f"waiting: the store is unreachable ({type(exc).__name__}), requeued")
-        time.sleep(STORE_PAUSE)
-        raise Reject(exc, requeue=True)
+        requeue(exc)
     prepr = exc if isinstance(exc, PreprError) else None
     if prepr is not None:
         run.error = prepr.to_dict()
@@ -74,6 +74,13 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     for letter_id in ids:
         log.warning("run %s dead-lettered (%s): %s [letter %s]", run.id, reason, error, letter_id)
     return f"dead-lettered: {reason} (letter {', '.join(ids)})"
+
+
+def requeue(exc: BaseException) -> NoReturn:
+    """The store failed: this message goes back on its queue, after a pause so an outage is not a
+    busy loop (if even the requeue cannot reach Redis, tasks.transport sends it once it answers)."""
+    time.sleep(STORE_PAUSE)
+    raise Reject(exc, requeue=True)
 
 
 def letter_fields(run: Run, error: str, exc: PreprError | None) -> dict[str, Any]:

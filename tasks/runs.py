@@ -74,7 +74,8 @@ class Run:
             part.outcome = part.outcome or outcome
 
     def trace(self, part: EventPart) -> dict[str, Any]:
-        record = {"run_id": self.id, "attempt": self.attempt, "replay_of": self.replay_of,
+        record = {"run_id": self.id, "started": round(self.started, 6), "attempt": self.attempt,
+                  "replay_of": self.replay_of,
                   "redelivered": self.redelivered, "event": part.event, "fetched": self.fetched,
                   "evaluation": part.evaluation, "calls": self.calls, "planned": part.planned,
                   "error": self.error, "outcome": part.outcome or self.outcome, "elapsed_ms": self.elapsed_ms}

@@ -159,6 +159,21 @@ def make_blueprint(settings: Settings, client: redis.Redis, live: LiveRuleSet) -
             flash("Replayed: queued again. This page shows the new run once the worker has handled it.", "ok")
         return redirect(url_for("console.event", event_id=event_id))
 
+    @bp.post("/events/<event_id>/send-effect")
+    @page
+    def send_effect(event_id: str) -> Response:
+        """Send once an effect the trace shows as unknown (tasks.effects): a second click finds it asked."""
+        from tasks.effects import ask, unknown_entry
+
+        key = request.form.get("key", "")
+        if unknown_entry(_trace(event_id).get("run") or {}, key) is None:
+            flash("That effect is not unknown: nothing to send.", "error")
+        elif ask(client, event_id, key):
+            flash("Queued: the effect is sent once. This page shows it as sent once the worker has.", "ok")
+        else:
+            flash("That effect was already asked for: it is sent once, not again.", "error")
+        return redirect(url_for("console.event", event_id=event_id))
+
     @bp.get("/dead-letters")
     @page
     def dead_letters() -> str:
