@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
@@ -49,6 +50,8 @@ class Settings:
     task_max_retries: int = 8
     coalesce_seconds: float = 2.0
     redis_tls_verify: bool = True
+    history_max_bytes: int | None = None  # None: half of Redis' maxmemory, else 256 MB (prepr_automation.budget)
+    redis_max_connections: int | None = None  # per process; None: store.DEFAULT_CONNECTIONS by process type
 
     def redacted(self) -> dict[str, object]:
         """What may be logged: every secret-bearing field replaced by a marker."""
@@ -92,6 +95,24 @@ def _seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 60:
         raise ValueError(f"expected seconds between 0 and 60, got {raw!r}")
+    return value
+
+
+def _bytes(raw: str) -> int:
+    """A byte count, with an optional unit as Redis writes them: 5000000, 12mb, 1gb, 512kb."""
+    found = re.fullmatch(r"(\d+)\s*(b|kb|mb|gb)?", raw.lower())
+    if found is None:
+        raise ValueError(f"expected a number of bytes such as 12mb, got {raw!r}")
+    value = int(found[1]) * {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}[found[2] or "b"]
+    if value <= 0:
+        raise ValueError(f"expected a positive size, got {raw!r}")
+    return value
+
+
+def _connections(raw: str) -> int:
+    value = int(raw)
+    if value < 3:  # the worker needs its consumer, one for Celery's publishes and one for the store
+        raise ValueError(f"expected at least 3 connections, got {raw!r}")
     return value
 
 
@@ -186,6 +207,8 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         task_max_retries=_parse(env, "TASK_MAX_RETRIES", int, Settings.task_max_retries),
         coalesce_seconds=_parse(env, "COALESCE_SECONDS", _seconds, Settings.coalesce_seconds),
         redis_tls_verify=_parse(env, "REDIS_TLS_VERIFY", _flag, True),
+        history_max_bytes=_parse(env, "HISTORY_MAX_BYTES", _bytes, None),
+        redis_max_connections=_parse(env, "REDIS_MAX_CONNECTIONS", _connections, None),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
              "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}

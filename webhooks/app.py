@@ -88,8 +88,8 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         for name in ("", "gunicorn.error", "gunicorn.access"):
             scrub_logs(secret_values(settings), logging.getLogger(name))
     if intake is None:
-        client = store.client_for(settings, socket_timeout=0.5)
-        intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+        client = store.client_for(settings, socket_timeout=0.5, role="web")
+        intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl, history_max_bytes=settings.history_max_bytes)
     eviction = EvictionCheck(intake.client)
     eviction.warn()  # Redis allowed to evict keys would drop queued events: say so at start
     rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
