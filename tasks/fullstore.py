@@ -73,6 +73,12 @@ class QoS(transport.QoS):
                     pipe.zrem(self.unacked_index_key, delivery_tag).hdel(self.unacked_key, delivery_tag).execute()
             kombu_redis.virtual.QoS.ack(self, delivery_tag)
 
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().restore_visible(*args, **kwargs)
+        except redis.OutOfMemoryError:  # its mutex is a write: the next scan (10 s) tries again
+            log.warning("Redis is full: un-acked messages of dead workers are requeued once it has room")
+
     def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
         until_room(f"requeueing message {tag}", lambda: super(QoS, self).restore_by_tag(tag, client, leftmost),
                    self.channel.pool)
