@@ -19,7 +19,7 @@ import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from prepr_automation import history, store
+from prepr_automation import budget, history, store
 from prepr_automation.eviction import EvictionCheck
 from prepr_automation.observability import init_sentry, scrub_logs, secret_values
 from prepr_automation.settings import ConfigError, Settings, load_settings
@@ -130,12 +130,19 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         up = intake.healthy()
         body = {"status": "ok" if up else "degraded", "broker": "up" if up else "down",
                 "rules": rules_status(), "redis": eviction.report()}
+        full = False
         if up:
             try:
+                room = budget.room(intake.client)
+                body["redis"].update(room)
+                full = room["full"]
+                if full:  # deliveries are answered 503 until memory frees: say so, with the figures
+                    body.update(status="degraded", broker="full", message=budget.describe(room))
                 body["queues"] = history.queue_depths(intake.client)
             except redis.RedisError:
                 body["queues"] = None
-        return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
+        ok = up and not full
+        return _json(200 if ok else 503, body, None if ok else {"Retry-After": RETRY_AFTER})
 
     @app.get("/events/<event_id>")
     def event_trace(event_id: str) -> Response:
