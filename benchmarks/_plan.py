@@ -166,8 +166,9 @@ class Formation:
         self.sandbox.admin("POST", "reset", {"seed": {"models": models, "publications": [track(i) for i in items]}})
         return {str(e["payload"]["id"]) for e in events if e.get("event") in TAGGED and e["payload"].get("id")}
 
-    def post(self, events: list[dict[str, Any]], threads: int = 8) -> dict[int, int]:
-        """POST every delivery as Prepr does (signed), `threads` at a time; answers by status."""
+    def post(self, events: list[dict[str, Any]], threads: int = 8, retries: int = 30) -> dict[int, int]:
+        """POST every delivery as Prepr does (signed), `threads` at a time, a 503 tried again up to
+        `retries` times (as Prepr retries); final answers by status."""
         now = int(time.time())
         local = threading.local()
 
@@ -175,7 +176,7 @@ class Formation:
             session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) \
                 or local.session
             body = json.dumps({**event, "created_on": now}, separators=(",", ":")).encode()
-            for _ in range(30):  # a 503 (the store full) is retried, as Prepr retries
+            for _ in range(retries + 1):
                 answer = session.post(f"{self.web_url}/webhooks/prepr", data=body, timeout=30,
                                       headers={"Content-Type": "application/json", "Prepr-Signature": sign(body, SECRET)})
                 if answer.status_code != 503:
@@ -218,6 +219,11 @@ class Formation:
             skip += 100
             if skip >= page["total"]:
                 return out
+
+    def room(self) -> dict[str, Any]:
+        from prepr_automation import budget
+
+        return budget.room(self.client)
 
     def log_lines(self, *needles: str) -> Iterator[str]:
         for proc in (self.web, self.worker):
