@@ -139,6 +139,7 @@ class Formation:
         self.web = self.procs.start("web", _serve.web_args(_serve.PROJECT_APP, self.web_port), self.env)
         self.worker = self.procs.start("worker", _stack.worker_args("tasks", "footprint"), self.env)
         self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.refused = 0  # 503 answers (Redis full), each tried again as Prepr would
         self._wait_web()
 
     def _wait_web(self) -> None:
@@ -181,10 +182,13 @@ class Formation:
                                       headers={"Content-Type": "application/json", "Prepr-Signature": sign(body, SECRET)})
                 if answer.status_code != 503:
                     return answer.status_code
+                with lock:
+                    self.refused += 1
                 time.sleep(float(answer.headers.get("Retry-After", "1")) / 10)
             return answer.status_code
 
         statuses: dict[int, int] = {}
+        lock = threading.Lock()
         with ThreadPoolExecutor(threads) as pool:
             for status in pool.map(one, events):
                 statuses[status] = statuses.get(status, 0) + 1

@@ -26,7 +26,8 @@ from .store import PREFIX, trace_key
 log = logging.getLogger("prepr_automation.budget")
 TOTAL = f"{PREFIX}history:bytes"
 DEFAULT_BUDGET = 256 * 1024 ** 2  # when Redis has no maxmemory
-ENTRY_OVERHEAD = 260  # Redis' own bytes per listed event: hash + expiry + key (~190), index entry (~70)
+ENTRY_OVERHEAD = 560  # Redis' own bytes per listed event beyond its fields' lengths: the trace hash with its
+# key, fields and expiry (~430: MEMORY USAGE of a 4-field hash less its values) and the index entry (~130)
 TRIM_TO = 0.95  # a trim leaves room for a few more events, so not every write trims
 BATCH = 500  # events removed per call at most (the call stays short; the next write goes on)
 REREAD = 60.0  # seconds between reads of maxmemory (an operator may change the plan)

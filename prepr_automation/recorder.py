@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from typing import Any
 import redis
 
 from . import compact
@@ -22,7 +23,7 @@ from .budget import ENTRY_OVERHEAD, TOTAL, Budget
 from .store import trace_key
 
 log = logging.getLogger("prepr_automation.recorder")
-MOST = 1000  # entries written per round trip at most
+MOST = 200  # entries written per round trip at most (a batch blocks its process's other greenlets while it is built)
 COUNTS_TTL = 25 * 3600  # the console charts at most the last 24 hours
 
 
@@ -49,9 +50,32 @@ def _gevent_threads() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
+# KEYS: index, budget total
+# ARGV: trace ttl, counts ttl, n, then n x (trace key, event id, received at, packed envelope|''),
+#       then (counts key, status, count) x m, and last the bytes added to the budget's estimate
+# One call per batch: the per-event commands run inside Redis, not as many commands sent.
+_BATCH = """
+local ttl, n = ARGV[1], tonumber(ARGV[3])
+for i = 0, n - 1 do
+  local at = 4 + i * 4
+  if ARGV[at + 3] ~= '' then
+    redis.call('HSET', ARGV[at], 'envelope', ARGV[at + 3])
+    redis.call('EXPIRE', ARGV[at], ttl)
+  end
+  redis.call('ZADD', KEYS[1], ARGV[at + 2], ARGV[at + 1])
+end
+for i = 4 + n * 4, #ARGV - 1, 3 do
+  redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  redis.call('EXPIRE', ARGV[i], ARGV[2])
+end
+if tonumber(ARGV[#ARGV]) > 0 then redis.call('INCRBY', KEYS[2], ARGV[#ARGV]) end
+"""
+
+
 class Recorder:
     def __init__(self, client: redis.Redis, budget: Budget, trace_ttl: int, background: bool | None = None) -> None:
         self.client, self.budget, self.trace_ttl = client, budget, trace_ttl
+        self._script = client.register_script(_BATCH)
         self.background = _gevent_threads() if background is None else background
         self._queue: queue.Queue[Entry] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -80,30 +104,23 @@ class Recorder:
             self._write(entries)
 
     def _write(self, entries: list[Entry]) -> None:
-        listed = {e.event_id: e.at for e in entries if e.status != "duplicate"}
+        from .history import INDEX
+
         counts: dict[tuple[str, str], int] = {}
+        args: list[Any] = [self.trace_ttl, COUNTS_TTL, 0]
         added = 0
+        for e in entries:
+            bucket = (counts_key(e.at), e.status)
+            counts[bucket] = counts.get(bucket, 0) + 1
+            if e.status != "duplicate":
+                args += [trace_key(e.event_id), e.event_id, e.at, e.envelope]
+                added += ENTRY_OVERHEAD + e.record_bytes + len(e.envelope)
+        args[2] = (len(args) - 3) // 4
+        for (key, status), n in counts.items():
+            args += [key, status, n]
         try:
             with self.client.pipeline(transaction=False) as pipe:
-                for e in entries:
-                    bucket = (counts_key(e.at), e.status)
-                    counts[bucket] = counts.get(bucket, 0) + 1
-                    if e.status == "duplicate":
-                        continue
-                    if e.envelope:
-                        pipe.hset(trace_key(e.event_id), "envelope", e.envelope)
-                        pipe.expire(trace_key(e.event_id), self.trace_ttl)
-                    added += ENTRY_OVERHEAD + e.record_bytes + len(e.envelope)
-                if listed:
-                    from .history import INDEX
-
-                    pipe.zadd(INDEX, listed)
-                for (key, status), n in counts.items():
-                    pipe.hincrby(key, status, n)
-                for key in {key for key, _ in counts}:
-                    pipe.expire(key, COUNTS_TTL)
-                if added:
-                    pipe.incrby(TOTAL, added)
+                self._script(keys=[INDEX, TOTAL], args=[*args, added], client=pipe)
                 self.budget.trim(pipe)
                 pipe.execute()
         except redis.RedisError as exc:  # the events are queued; only their listing is lost

@@ -126,9 +126,13 @@ def _worker_init(**_: object) -> None:
     init_sentry(settings, "worker")
     from prepr_automation.eviction import EvictionCheck
 
-    from .runtime import worker_store
+    from .runtime import CELERY_CONNECTIONS, store_share, worker_store
 
-    EvictionCheck(worker_store(settings)).warn()  # evicting Redis drops queued events: say so at start
+    EvictionCheck(worker_store(settings)).warn()
+    limit = store.connection_limit(settings, "worker")
+    if CELERY_CONNECTIONS + store_share(settings) > limit:  # below Celery's own need: say what it holds
+        log.warning("REDIS_MAX_CONNECTIONS=%d is below what a worker needs: it holds up to %d (Celery's %d and 2 "
+                    "for the store)", limit, CELERY_CONNECTIONS + store_share(settings), CELERY_CONNECTIONS)  # evicting Redis drops queued events: say so at start
 
 
 @signals.after_setup_logger.connect
