@@ -151,6 +151,47 @@ def retry_policy() -> Retry:
 POOL_TIMEOUT = 10.0  # seconds a caller waits for a free connection before it is told the store is busy
 
 
+class FairPool(redis.BlockingConnectionPool):
+    """A blocking pool that serves waiters in their order of arrival.
+
+    redis-py's own hands a released connection to whoever asks next, and a greenlet that has just
+    released one asks again at once (its next request on a keep-alive connection): under gevent a
+    waiter could be passed over many times, which showed as a p99 of 250 ms behind a p50 of 2 ms
+    with 8 requests per process on 2 connections. Here a released slot goes to the first waiter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import threading
+        from collections import deque
+
+        self._guard, self._free, self._waiters = threading.Lock(), self.max_connections, deque()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        import threading
+
+        with self._guard:
+            turn = None
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+            else:
+                turn = threading.Event()
+                self._waiters.append(turn)
+        if turn is not None and not turn.wait(self.timeout):
+            with self._guard:
+                if turn in self._waiters:  # not served in time (else it was, just now: go on)
+                    self._waiters.remove(turn)
+                    raise redis.ConnectionError("No connection available.")
+        return super().get_connection(*args, **kwargs)
+
+    def release(self, connection: Any) -> None:
+        super().release(connection)
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().set()  # the slot passes to the first waiter, never back to the pool
+            else:
+                self._free += 1
+
+
 @lru_cache(maxsize=8)
 def redis_client(url: str, socket_timeout: float = 5.0, tls_verify: bool = True,
                  max_connections: int = 6, name: str | None = None) -> redis.Redis:
@@ -167,7 +208,7 @@ def redis_client(url: str, socket_timeout: float = 5.0, tls_verify: bool = True,
                          health_check_interval=30, retry=retry_policy(), client_name=name)
     if url.startswith("rediss:"):
         options["ssl_cert_reqs"] = "required" if tls_verify else "none"
-    pool = redis.BlockingConnectionPool.from_url(_redis_py_url(url), max_connections=max_connections,
+    pool = FairPool.from_url(_redis_py_url(url), max_connections=max_connections,
                                                  timeout=min(POOL_TIMEOUT, max(1.0, 2 * socket_timeout)), **options)
     return redis.Redis(connection_pool=pool, decode_responses=False)
 

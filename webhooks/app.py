@@ -163,6 +163,12 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     def http_error(exc: HTTPException) -> Response:
         return _json(exc.code or 400, {"error": exc.description or exc.name})
 
+    @app.errorhandler(redis.RedisError)
+    def store_error(exc: redis.RedisError) -> Response:
+        """Any page that meets a Redis that is down or full (the console's included): 503, never 500."""
+        state = "full" if isinstance(exc, redis.OutOfMemoryError) else "unavailable"
+        return _json(503, {"error": f"store {state}, retry later"}, {"Retry-After": RETRY_AFTER})
+
     if admin_token:
         from .console import register
 
