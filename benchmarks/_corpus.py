@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "prepr-webhooks-2022.jsonl.gz"
+FIXTURE = Path(os.environ.get("CORPUS_PATH") or
+               Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "prepr-webhooks-2022.jsonl.gz")
 KEEP, SHORT = 5.0, 0.0
 ORDER = {"publication.created": 0, "publication.deleted": 2}  # within one second: created first, deleted last
 

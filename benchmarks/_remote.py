@@ -114,10 +114,10 @@ class Bench:
     def wait_traced(self, ids: list[str], timeout: float, worker: Any) -> int:
         """Wait until every event's trace has a final outcome (not merged, retrying or waiting: its
         run has ended); return how many have none by `timeout`."""
-        from prepr_automation import history, store
+        from prepr_automation import compact, history, store
 
         def final(raw: bytes | None) -> bool:
-            outcome = json.loads(raw).get("outcome") if raw else None
+            outcome = compact.loads(raw).get("outcome") if raw else None
             return bool(outcome) and history.kind(outcome) not in history.PENDING_KINDS
 
         deadline = time.monotonic() + timeout

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import redis
 
 from benchmarks import _report
+from prepr_automation import compact
 from benchmarks._stack import (TOKEN, USER_ID, Processes, Sandbox, cpu_seconds, procfile_worker, redis_cpu,
                                start_sandbox, terminated_cleanly, worker_args)
 
@@ -229,7 +230,7 @@ def check_economy(client: redis.Redis, sandbox: Sandbox, phase: Phase, economy: 
     seen_items: Counter = Counter()
     puts_per_path: Counter = Counter()
     for n, (event_id, raw) in enumerate(zip(phase.event_ids, runs)):
-        run = json.loads(raw) if raw else {}
+        run = compact.loads(raw) if raw else {}
         outcome = run.get("outcome", "")
         economy.outcomes[outcome.split(":")[0] or "no trace"] += 1
         if not outcome.startswith(FINAL):
@@ -255,7 +256,7 @@ def check_economy(client: redis.Redis, sandbox: Sandbox, phase: Phase, economy: 
             puts_per_path[entry["path"]] += 1
         if not 200 <= int(entry.get("status", 0)) < 300:
             breaches.append(f"sandbox answered {entry['status']} to {entry['method']} {entry['path']}")
-    traced = +Counter(c["method"] for r in runs if r for c in json.loads(r).get("calls", []))
+    traced = +Counter(c["method"] for r in runs if r for c in compact.loads(r).get("calls", []))
     wire = +Counter(e["method"] for e in log)
     if wire != traced:
         breaches.append(f"the sandbox saw {dict(wire)}, the traces record {dict(traced)}")
@@ -310,7 +311,7 @@ def profile(events: int = 400) -> None:
                 if profiler:
                     print(profiler.output_text(unicode=True, color=False, show_all=False))
                     continue
-                runs = [json.loads(client.hget(store.trace_key(e["id"]), "run")) for e in envelopes]
+                runs = [compact.loads(client.hget(store.trace_key(e["id"]), "run")) for e in envelopes]
                 http_ms = sum(c["ms"] for r in runs for c in r["calls"]) / events
                 per_call = {m: median([c["ms"] for r in runs for c in r["calls"] if c["method"] == m] or [0])
                             for m in ("GET", "PUT")}

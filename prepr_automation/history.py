@@ -1,9 +1,10 @@
 """Recent events for the console: a time index, counts per outcome per minute, queue depths.
 
-All of it lives in the one Redis and is bounded: the index keeps the traces' own 7 days and at
-most CAP entries, count buckets expire with the traces. The receiver's Lua script and the
-worker's trace write add to it inside the round trips they already make (see webhooks.intake
-and tasks.traces), so nothing new runs and no event costs an extra round trip.
+All of it lives in the one Redis and is bounded: the index keeps the traces' own 7 days, at
+most CAP entries and at most the budget's bytes (prepr_automation.budget); count buckets last
+the 24 hours the console charts. The receiver's recorder (prepr_automation.recorder) lists an
+event after its answer, the worker's trace write (tasks.traces) adds its run in the round trip
+it already makes.
 """
 from __future__ import annotations
 
@@ -43,30 +44,56 @@ def kind(outcome: str) -> str:
     return head if re.fullmatch(r"[a-z][a-z -]*", head) else "other"
 
 
-# KEYS: trace, counts   ARGV: outline, kind ('' = not final), ttl
-_NOTE = """
-redis.call('HSET', KEYS[1], 'outline', ARGV[1])
-if ARGV[2] ~= '' then
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
+# KEYS: trace, counts, budget total, index
+# ARGV: field, value, ttl, outline|'', kind|'' (not final), counts ttl, now, event id, entry overhead
+# A trace trimmed away (or never received: a replay, a test) is written again and listed again,
+# so that every trace the store holds is one the budget can see and trim.
+_WRITE = """
+local delta = 0
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[7], ARGV[8])
+  delta = tonumber(ARGV[9])
+end
+delta = delta + #ARGV[2] - redis.call('HSTRLEN', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then
+  delta = delta + #ARGV[4] - redis.call('HSTRLEN', KEYS[1], 'outline')
+  redis.call('HSET', KEYS[1], 'outline', ARGV[4])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('INCRBY', KEYS[3], delta)
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
 """
 
 
-def note_run(pipe: Any, event_id: str, run: dict[str, Any], ttl: int, scrub: Any = None) -> None:
-    """Add the run's outline (what the event list shows and filters on) and count a final outcome.
-
-    `pipe`: the trace write's redis-py pipeline; `scrub`: the trace writer's
-    scrubbing function, applied to the outline as to the trace.
-    """
+def outline(run: dict[str, Any]) -> tuple[str, str]:
+    """The run's outline (what the event list shows and filters on, never packed: the list
+    searches its bytes) and its outcome family when final, else ''."""
     family = kind(str(run.get("outcome", "")))
     rules = (run.get("evaluation") or {}).get("fired") or []
-    outline = json.dumps({"outcome": run.get("outcome"), "kind": family, "ms": run.get("elapsed_ms"),
-                          "rules": list(rules), "attempt": run.get("attempt")}, default=str)
-    if scrub is not None:
-        outline = scrub(outline)
-    final = "" if family in PENDING_KINDS else family
-    pipe.eval(_NOTE, 2, trace_key(event_id), counts_key(time.time()), outline, final, ttl)
+    text = json.dumps({"outcome": run.get("outcome"), "kind": family, "ms": run.get("elapsed_ms"),
+                       "rules": list(rules), "attempt": run.get("attempt")}, default=str, separators=(",", ":"))
+    return text, "" if family in PENDING_KINDS else family
+
+
+class FieldWriter:
+    """Writes one field of a trace with the budget's accounting, and for `run` the outline and
+    the count of a final outcome, in one script call added to the caller's pipeline."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(_WRITE)
+
+    def __call__(self, pipe: Any, event_id: str, field: str, value: bytes, ttl: int, outlined: str = "",
+                 final: str = "") -> None:
+        from .budget import ENTRY_OVERHEAD, TOTAL
+        from .recorder import COUNTS_TTL
+
+        now = time.time()
+        self._script(keys=[trace_key(event_id), counts_key(now), TOTAL, INDEX],
+                     args=[field, value, ttl, outlined, final, COUNTS_TTL, now, event_id, ENTRY_OVERHEAD], client=pipe)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
@@ -53,6 +54,8 @@ class Settings:
     redis_tls_verify: bool = True
     max_rendered_bytes: int = 102_400  # SPEC §8 "Rendering budget": one template's output
     proxy_hops: int = 0  # proxies in front of web whose X-Forwarded-* are believed (1 on Heroku)
+    history_max_bytes: int | None = None  # None: half of Redis' maxmemory, else 256 MB (prepr_automation.budget)
+    redis_max_connections: int | None = None  # per process; None: store.DEFAULT_CONNECTIONS by process type
 
     def redacted(self) -> dict[str, object]:
         """What may be logged: every secret-bearing field replaced by a marker."""
@@ -112,6 +115,24 @@ def _hops(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 5:
         raise ValueError(f"expected the number of proxies in front of web, 0 to 5, got {raw!r}")
+    return value
+
+
+def _bytes(raw: str) -> int:
+    """A byte count, with an optional unit as Redis writes them: 5000000, 12mb, 1gb, 512kb."""
+    found = re.fullmatch(r"(\d+)\s*(b|kb|mb|gb)?", raw.lower())
+    if found is None:
+        raise ValueError(f"expected a number of bytes such as 12mb, got {raw!r}")
+    value = int(found[1]) * {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}[found[2] or "b"]
+    if value <= 0:
+        raise ValueError(f"expected a positive size, got {raw!r}")
+    return value
+
+
+def _connections(raw: str) -> int:
+    value = int(raw)
+    if value < 2:  # one for the door's atomic step, one for the history that follows it
+        raise ValueError(f"expected at least 2 connections, got {raw!r}")
     return value
 
 
@@ -212,6 +233,8 @@ def load_settings(env: Mapping[str, str] | None = None, require: Iterable[str] =
         max_rendered_bytes=_parse(env, "MAX_RENDERED_BYTES", _positive_int, Settings.max_rendered_bytes),
         # Heroku's router (it sets DYNO in every dyno) is one proxy; elsewhere none unless told
         proxy_hops=_parse(env, "PROXY_HOPS", _hops, 1 if env.get("DYNO") else Settings.proxy_hops),
+        history_max_bytes=_parse(env, "HISTORY_MAX_BYTES", _bytes, None),
+        redis_max_connections=_parse(env, "REDIS_MAX_CONNECTIONS", _connections, None),
     )
     names = {"webhook_secrets": "PREPR_WEBHOOK_SECRETS", "access_token": "PREPR_ACCESS_TOKEN",
              "admin_token": "ADMIN_TOKEN", "broker_url": "CELERY_BROKER_URL"}

@@ -15,6 +15,7 @@ Reliability settings, and why:
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import sys
 
@@ -73,13 +74,19 @@ def _configure(sender: Celery, **_: object) -> None:
     url = store.broker_url(settings)
     # kombu scans for un-acked messages of dead workers every 10 s but, by default, acts on
     # only one scan in ten: re-delivery would take minutes more than the visibility timeout.
+    # Connections: every channel's pool blocks at PER_CHANNEL (tasks.fullstore), and publishes share
+    # one pooled connection, so Celery holds at most CELERY_CONNECTIONS (tasks.runtime).
+    from .runtime import PER_CHANNEL
+
     transport = {"visibility_timeout": settings.visibility_timeout, "unacked_restore_interval": 10,
                  "unacked_restore_throttle": 1, "unacked_mutex_expire": 60, "socket_timeout": 5,
-                 "socket_connect_timeout": 5, "health_check_interval": 30}
+                 "socket_connect_timeout": 5, "health_check_interval": 30, "max_connections": PER_CHANNEL,
+                 "client_name": f"pa-celery-{os.getpid()}"}
     sender.conf.update(
         broker_url=url,
-        broker_transport="tasks.transport:Transport",  # kombu's, surviving an outage (see there)
+        broker_transport="tasks.fullstore:Transport",  # kombu's, surviving an outage and a full Redis
         broker_transport_options=transport,
+        broker_pool_limit=1,
         broker_connection_retry_on_startup=True,
         result_backend=None,
         task_ignore_result=True,
@@ -124,7 +131,13 @@ def _worker_init(**_: object) -> None:
     init_sentry(settings, "worker")
     from prepr_automation.eviction import EvictionCheck
 
-    EvictionCheck(store.client_for(settings)).warn()  # evicting Redis drops queued events: say so at start
+    from .runtime import CELERY_CONNECTIONS, store_share, worker_store
+
+    EvictionCheck(worker_store(settings)).warn()
+    limit = store.connection_limit(settings, "worker")
+    if CELERY_CONNECTIONS + store_share(settings) > limit:  # below Celery's own need: say what it holds
+        log.warning("REDIS_MAX_CONNECTIONS=%d is below what a worker needs: it holds up to %d (Celery's %d and 2 "
+                    "for the store)", limit, CELERY_CONNECTIONS + store_share(settings), CELERY_CONNECTIONS)  # evicting Redis drops queued events: say so at start
 
 
 @signals.after_setup_logger.connect

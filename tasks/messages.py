@@ -25,37 +25,26 @@ TASK_NAME = "tasks.process_event"
 EVENTS_QUEUE = "celery"
 BULK_QUEUE = "bulk"
 
-# KEYS: seen, trace, queue[, history index, history counts][, member set, cursor]
-# ARGV: token, seen ttl, message|"", record, trace ttl, envelope|"", received at|"" (no history),
-#       status, history cap, member|"" (no set), ttl of the member set and cursor, event id
+# KEYS: seen, trace, queue[, member set, cursor]
+# ARGV: token, seen ttl, message|"", record, trace ttl, member|"" (no set), ttl of the member set and cursor
 # The seen mark holds the attempt's token, so a caller whose earlier attempt landed but whose
 # answer was lost (a timeout) recognises it on its retry instead of calling it a duplicate.
+# Only what correctness needs is here: the mark, the message and the receipt (`received`, which
+# also orders coalesced events). The console's history of the event (its envelope, the time
+# index, the counts) follows outside this call (prepr_automation.recorder), so it never costs
+# the answer. A duplicate is counted on a trace that is still kept, never on one trimmed away.
 _SCRIPT = """
-local more = 4
-if ARGV[7] ~= '' then more = 6 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   if redis.call('GET', KEYS[1]) == ARGV[1] then return 2 end
-  redis.call('HINCRBY', KEYS[2], 'duplicates', 1)
-  if ARGV[7] ~= '' then
-    redis.call('HINCRBY', KEYS[5], 'duplicate', 1)
-    redis.call('EXPIRE', KEYS[5], ARGV[5])
-  end
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'duplicates', 1) end
   return 0
 end
 if ARGV[3] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[3]) end
 redis.call('HSET', KEYS[2], 'received', ARGV[4])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'envelope', ARGV[6]) end
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[12])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7] - ARGV[5])
-  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -1 - ARGV[9])
-  redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-end
-if ARGV[10] ~= '' then
-  redis.call('SADD', KEYS[more], ARGV[10])
-  for i = more, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[11]) end
+if ARGV[6] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[6])
+  for i = 4, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
 end
 return 1
 """
@@ -118,25 +107,15 @@ def task_message(envelope: dict[str, Any], queue: str = EVENTS_QUEUE, task_id: s
 class Enqueue:
     """Mark seen + push the message + write the receive record, as one Redis script call.
 
-    Shared by the door (an event id seen once, listed in the console's history with the raw
-    envelope kept for replay) and backfill (which also adds the item to its run's set, so a
-    resumed run skips it)."""
+    Shared by the door (an event id seen once; its history written next by the recorder) and
+    backfill (which also adds the item to its run's set, so a resumed run skips it)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._script = client.register_script(_SCRIPT)
 
     def __call__(self, event_id: str, token: str, message: bytes, record: str, *, queue: str, seen_ttl: int,
-                 trace_ttl: int, envelope: bytes | str = b"", history: tuple[str, str, float, str, int] | None = None,
-                 member: str | None = None, member_keys: tuple[str, ...] = (), member_ttl: int = 0) -> Landed:
-        """`history`: (index key, counts key, received at, status, cap), or None to stay out of it."""
-        keys = [seen_key(event_id), trace_key(event_id), queue]
-        args: list[Any] = [token, seen_ttl, message, record, trace_ttl, envelope]
-        if history is not None:
-            index, counts, received_at, status, cap = history
-            keys += [index, counts]
-            args += [received_at, status, cap]
-        else:
-            args += ["", "", 0]
-        keys += member_keys
-        args += [member or "", member_ttl, event_id]
+                 trace_ttl: int, member: str | None = None, member_keys: tuple[str, ...] = (),
+                 member_ttl: int = 0) -> Landed:
+        keys = [seen_key(event_id), trace_key(event_id), queue, *member_keys]
+        args: list[Any] = [token, seen_ttl, message, record, trace_ttl, member or "", member_ttl]
         return _LANDED[int(self._script(keys=keys, args=args))]

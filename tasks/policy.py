@@ -47,7 +47,8 @@ def settle(task: Any, rt: Runtime, exc: BaseException, run: Run, letters: Letter
     if isinstance(exc, (ItemBusy, RulesUnavailable)):
         _retry(task, run, f"waiting: {exc}", countdown(min(retries, 3), None, base=1.0))
     if isinstance(exc, STORE_ERRORS):
-        run.finish(f"waiting: the store is unreachable ({type(exc).__name__}), requeued")
+        state = "full" if isinstance(exc, redis.OutOfMemoryError) else "unreachable"  # full: maxmemory reached
+        run.finish(f"waiting: the store is {state} ({type(exc).__name__}), requeued")
         requeue(exc)
     prepr = exc if isinstance(exc, PreprError) else None
     if prepr is not None:

@@ -100,10 +100,27 @@ def _runtime_of(pid: int) -> Runtime:
     return _build(load_settings())
 
 
+# Celery's own connections in a worker process, at most (tasks.celery_app bounds each): the
+# consumer's channel (BRPOP and the remote-control subscription, plus its acknowledgements),
+# the producer pool's one connection (retries, scheduled runs) and the task-event dispatcher.
+CELERY_CHANNELS, PER_CHANNEL = 4, 2
+CELERY_CONNECTIONS = CELERY_CHANNELS * PER_CHANNEL
+
+
+def store_share(settings: Settings) -> int:
+    """The store pool's part of the worker's allowance: what Celery's connections leave (>= 2)."""
+    return max(2, store.connection_limit(settings, "worker") - CELERY_CONNECTIONS)
+
+
+def worker_store(settings: Settings) -> redis.Redis:
+    return store.client_for(settings, role="worker", max_connections=store_share(settings))
+
+
 def _build(settings: Settings) -> Runtime:
     from automation import budget
 
     budget.configure(max_bytes=settings.max_rendered_bytes)  # every template the worker renders
-    client = store.client_for(settings)
-    return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings)),
+    client = worker_store(settings)
+    return Runtime(settings, client, TraceWriter(client, settings.trace_ttl, secret_values(settings),
+                                                 settings.history_max_bytes),
                    DeadLetters(client, secret_values(settings)), os.getpid(), LiveRuleSet(settings.rules_path))

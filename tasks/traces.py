@@ -12,25 +12,32 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from prepr_automation import history, store
+from prepr_automation import compact, history, store
+from prepr_automation.budget import Budget
 from prepr_automation.observability import scrub_text
 
 
 class TraceWriter:
-    def __init__(self, client: redis.Redis, ttl: int, secrets: list[str]) -> None:
+    """The worker's trace writes: packed (prepr_automation.compact), counted against the history's
+    budget and followed by its trim, in the pipeline the caller already sends."""
+
+    def __init__(self, client: redis.Redis, ttl: int, secrets: list[str], history_max_bytes: int | None = None) -> None:
         self.client = client
         self.ttl = ttl
         self.secrets = secrets
+        self.budget = Budget(client, history_max_bytes, ttl, history.CAP)
+        self._field = history.FieldWriter(client)
 
     def write(self, event_id: str, field: str, data: Any, pipe: Pipeline | None = None) -> None:
         """Set one field of the event's trace; into `pipe` when given (the caller executes it)."""
-        key = store.trace_key(event_id)
-        value = scrub_text(encode(data), self.secrets)
+        value = compact.pack(scrub_text(encode(data), self.secrets))
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
-        target.hset(key, field, value)
-        target.expire(key, self.ttl)
-        if field == "run":  # the console's event list and counts (one command in the same round trip)
-            history.note_run(target, event_id, data, self.ttl, lambda text: scrub_text(text, self.secrets))
+        outlined, final = "", ""
+        if field == "run":  # the console's event list and counts, in the same call
+            outlined, final = history.outline(data)
+            outlined = scrub_text(outlined, self.secrets)
+        self._field(target, event_id, field, value, self.ttl, outlined, final)
+        self.budget.trim(target)
         if pipe is None:
             target.execute()
 
@@ -41,6 +48,6 @@ class TraceWriter:
 def encode(data: Any) -> str:
     """JSON for the store; data too deeply nested to encode becomes a short note, never an error."""
     try:
-        return json.dumps(data, default=str)
+        return json.dumps(data, default=str, separators=(",", ":"))
     except (RecursionError, ValueError) as exc:
         return json.dumps({"unencodable": f"{type(exc).__name__}: {str(exc)[:200]}"})

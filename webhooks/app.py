@@ -20,8 +20,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from prepr_automation import history, store
-from prepr_automation import dialect
+from prepr_automation import budget, dialect, history, store
 from prepr_automation.eviction import EvictionCheck
 from prepr_automation.observability import init_sentry, scrub_logs, secret_values
 from prepr_automation.settings import ConfigError, Settings, load_settings
@@ -102,12 +101,12 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
         init_sentry(settings, "web")
         for name in ("", "gunicorn.error", "gunicorn.access"):
             scrub_logs(secret_values(settings), logging.getLogger(name))
-    from automation import budget
+    from automation import budget as rendering
 
-    budget.configure(max_bytes=settings.max_rendered_bytes)  # the console's Explain renders templates
+    rendering.configure(max_bytes=settings.max_rendered_bytes)  # the console's Explain renders templates
     if intake is None:
-        client = store.client_for(settings, socket_timeout=0.5)
-        intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl)
+        client = store.client_for(settings, socket_timeout=0.5, role="web")
+        intake = Intake(client, settings.dedupe_ttl, settings.trace_ttl, history_max_bytes=settings.history_max_bytes)
     eviction = EvictionCheck(intake.client)
     eviction.warn()  # Redis allowed to evict keys would drop queued events: say so at start
     rules_status: Callable[[], dict[str, Any]] = lambda: {"loaded": True, "source": "given"}  # noqa: E731
@@ -157,12 +156,19 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
                 "prepr": {"api_url": settings.api_url, "dialect": name, "decided_by": how}}
         if not secrets:
             body["webhook"] = NOT_CONFIGURED
+        full = False
         if up:
             try:
+                room = budget.room(intake.client)
+                body["redis"].update(room)
+                full = room["full"]
+                if full:  # deliveries are answered 503 until memory frees: say so, with the figures
+                    body.update(status="degraded", broker="full", message=budget.describe(room))
                 body["queues"] = history.queue_depths(intake.client)
             except redis.RedisError:
                 body["queues"] = None
-        return _json(200 if up else 503, body, None if up else {"Retry-After": RETRY_AFTER})
+        ok = up and not full
+        return _json(200 if ok else 503, body, None if ok else {"Retry-After": RETRY_AFTER})
 
     @app.get("/events/<anypath:event_id>", merge_slashes=False)  # any id, `/` included, percent-encoded
     def event_trace(event_id: str) -> Response:
@@ -182,6 +188,12 @@ def create_app(settings: Settings | None = None, listens: Listens | None = None,
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         return _json(exc.code or 400, {"error": exc.description or exc.name})
+
+    @app.errorhandler(redis.RedisError)
+    def store_error(exc: redis.RedisError) -> Response:
+        """Any page that meets a Redis that is down or full (the console's included): 503, never 500."""
+        state = "full" if isinstance(exc, redis.OutOfMemoryError) else "unavailable"
+        return _json(503, {"error": f"store {state}, retry later"}, {"Retry-After": RETRY_AFTER})
 
     if admin_token:
         from .console import register

@@ -17,10 +17,14 @@ import redis
 
 from prepr_automation import history, store
 from prepr_automation.store import PREFIX
+from prepr_automation.budget import Budget
+from prepr_automation.recorder import Recorder
 from tasks.messages import EVENTS_QUEUE, Enqueue, task_message
 
 UNDATED_TTL = 90 * 24 * 3600  # a delivery without created_on: how long its first arrival is remembered
 Outcome = Literal["queued", "ignored", "stale", "duplicate"]
+TOKEN = 8  # hex digits of the task id the dedupe mark keeps: enough to tell this call's tries from
+# another delivery of the same id, and the mark (kept 4 days, never trimmed) stays small
 
 
 class BrokerUnavailable(Exception):
@@ -69,9 +73,13 @@ class Intake:
     backoff: float = 0.15
     queue: str = EVENTS_QUEUE  # the list the message goes on (a benchmark stages elsewhere)
     history_cap: int = history.CAP
+    history_max_bytes: int | None = None  # HISTORY_MAX_BYTES (None: half of maxmemory, else 256 MB)
+    background: bool | None = None  # the history after the answer, in a greenlet (None: under gevent)
 
     def __post_init__(self) -> None:
         self._enqueue = Enqueue(self.client)
+        self.budget = Budget(self.client, self.history_max_bytes, self.trace_ttl, self.history_cap)
+        self.recorder = Recorder(self.client, self.budget, self.trace_ttl, self.background)
 
     def accept(self, envelope: dict[str, Any], status: Outcome) -> Outcome:
         """Mark, push (when `status` is queued) and record; retried on a broker error. Each try
@@ -86,19 +94,25 @@ class Intake:
         payload = envelope.get("payload")
         item = payload.get("id") if isinstance(payload, dict) else None
         record = json.dumps({"event": envelope.get("event"), "received_at": now, "status": status,
-                             "item": None if item is None else str(item), "task_id": task_id if message else None})
-        kept = raw if raw is not None else json.dumps(envelope)
-        listed = (history.INDEX, history.counts_key(now), now, status, self.history_cap)
+                             "item": None if item is None else str(item), "task_id": task_id if message else None}, separators=(",", ":"))
         for attempt in range(self.attempts):
             try:
-                landed = self._enqueue(event_id, task_id, message, record, queue=self.queue, seen_ttl=self.dedupe_ttl,
-                                       trace_ttl=self.trace_ttl, envelope=kept, history=listed)
-                return "duplicate" if landed == "duplicate" else status
+                landed = self._enqueue(event_id, task_id[-TOKEN:], message, record, queue=self.queue,
+                                       seen_ttl=self.dedupe_ttl,
+                                       trace_ttl=self.trace_ttl)
+                break
+            except redis.OutOfMemoryError:  # Redis full: make room from the history, Prepr retries
+                self.budget.make_room()
+                raise BrokerUnavailable("OutOfMemoryError") from None
             except redis.RedisError as exc:
                 if attempt + 1 == self.attempts:
                     raise BrokerUnavailable(type(exc).__name__) from None
                 time.sleep(self.backoff * (attempt + 1))
-        raise AssertionError("unreachable")
+        if landed == "duplicate":
+            self.recorder.add(event_id, now, "duplicate")
+            return "duplicate"
+        self.recorder.add(event_id, now, status, raw if raw is not None else json.dumps(envelope), len(record))
+        return status  # "new", or "again": this call's earlier try landed and its answer was lost
 
     def first_arrival(self, event_id: str, now: float) -> float:
         """When a delivery without a usable created_on was first received (this one, if never):

@@ -33,13 +33,14 @@ def test_the_index_is_capped_and_keeps_the_envelope(redis_client: redis.Redis) -
     intake = Intake(redis_client, 3600, 3600, history_cap=5)
     raw = b'{"id": "raw-1", "event": "asset.created", "payload": {"id": "a1"}, "extra": 1}'
     assert intake.accept(Delivery(json.loads(raw), raw), "queued") == "queued"
+    assert store.read_trace(redis_client, "raw-1")["envelope"]["extra"] == 1  # the bytes as received
     ids = [_envelope()["id"] for _ in range(6)]
     for event_id in ids:
         intake.accept({**_envelope(), "id": event_id}, "ignored")
     assert intake.accept({**_envelope(), "id": ids[-1]}, "ignored") == "duplicate"
     members = [m.decode() for m in redis_client.zrange(history.INDEX, 0, -1)]
-    assert members == ids[1:]  # the cap: the oldest fell out
-    assert store.read_trace(redis_client, "raw-1")["envelope"]["extra"] == 1  # the bytes as received
+    assert members == ids[1:]  # the cap: the oldest fell out, its trace with it
+    assert store.read_trace(redis_client, "raw-1") is None and store.read_trace(redis_client, ids[1]) is not None
     counts = history.totals(history.per_minute(redis_client, 2))
     assert counts == {"ignored": 6, "queued": 1, "duplicate": 1}
 

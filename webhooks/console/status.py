@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from prepr_automation import history
+from prepr_automation import budget, history
 from prepr_automation.store import PREFIX
 
 WORKERS = f"{PREFIX}console:workers"  # hash: worker name -> last time it answered a ping
@@ -19,8 +19,10 @@ LIMIT_PATTERNS = ("prepr:ratelimit:*", "LIMITS:*")
 def broker(client: redis.Redis) -> dict[str, Any]:
     info = client.info("server") | client.info("memory")
     policy = info.get("maxmemory_policy", "unknown")
+    room = budget.room(client)  # full or not, memory and connections against the plan's limits
     return {"version": info.get("redis_version"), "used_memory": info.get("used_memory_human"),
-            "maxmemory": info.get("maxmemory_human"), "policy": policy, "policy_ok": policy == "noeviction"}
+            "maxmemory": info.get("maxmemory_human"), "policy": policy, "policy_ok": policy == "noeviction",
+            "room": room, "room_line": budget.describe(room), "history_bytes": int(client.get(budget.TOTAL) or 0)}
 
 
 def workers(client: redis.Redis, timeout: float = 1.0) -> list[dict[str, Any]]:
