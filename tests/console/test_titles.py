@@ -22,12 +22,12 @@ def test_titles_are_read_once_and_never_wait_for_the_budget(sandbox: Sandbox, re
     RateLimiter(redis_client, settings.rate_limit, key="prepr").block(30)  # Prepr said 429: the worker waits
     started = time.monotonic()
     assert titles(redis_client, settings, rows) == {} and time.monotonic() - started < 1  # the page did not wait
-    assert not sandbox.requests(method="GET", path=f"/publications/{item}")
+    assert not sandbox.requests(method="GET", path=f"/content_items/{item}")  # the sandbox serves both: auto finds today's
     redis_client.delete("prepr:ratelimit:prepr:blocked", "prepr:ratelimit:prepr:tat")  # the block is over
 
     assert titles(redis_client, settings, rows) == {item: "Late winner sends City top of the league"}
     assert titles(redis_client, settings, rows)[item].startswith("Late winner")
-    assert len(sandbox.requests(method="GET", path=f"/publications/{item}")) == 1  # then from the cache
+    assert len(sandbox.requests(method="GET", path=f"/content_items/{item}")) == 1  # then from the cache
     assert titles(redis_client, Settings(), rows)[item].startswith("Late winner")  # no token: cache and envelopes
 
 

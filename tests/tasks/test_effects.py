@@ -52,7 +52,7 @@ def test_tracking_in_flight_when_the_worker_is_killed_is_never_sent_twice_and_sh
     service.rules(TRACK)
     env = {"COALESCE_SECONDS": "0", "VISIBILITY_TIMEOUT": "300"}
     worker = service.start_worker(concurrency=4, **env)
-    items = [i["id"] for i in service.sandbox.client().list_publications()][:8]
+    items = [i["id"] for i in service.sandbox.client().list_items()][:8]
     service.sandbox.fault("/events", method="POST", latency_ms=3000, times=None)
     events = [service.send("content_item.changed", item, marker=f"t{n}") for n, item in enumerate(items)]
     deadline = time.monotonic() + 60

@@ -49,7 +49,7 @@ def test_coalesced_runs_lose_nothing_and_write_nothing_twice_when_redis_stops(
     while "ready." not in worker.log_path.read_text():  # type: ignore[attr-defined]
         assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
         time.sleep(0.1)
-    items = [i["id"] for i in service.sandbox.client().list_publications()][:ITEMS]
+    items = [i["id"] for i in service.sandbox.client().list_items()][:ITEMS]
     service.sandbox.clear_requests()
     service.sandbox.fault("/publications/*", method="PUT", latency_ms=1000, times=None)
     intake = Intake(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5), 3600, 3600)

@@ -32,7 +32,7 @@ def test_a_sigkilled_workers_events_are_taken_over_within_30s(service: Service) 
         while "ready." not in worker.log_path.read_text():  # type: ignore[attr-defined]
             assert time.monotonic() < deadline and worker.poll() is None, "a worker did not start"
             time.sleep(0.1)
-    items = [i["id"] for i in service.sandbox.client().list_publications()][:EVENTS]
+    items = [i["id"] for i in service.sandbox.client().list_items()][:EVENTS]
     assert len(items) == EVENTS
     service.sandbox.clear_requests()
     service.sandbox.fault("/publications/*", method="PUT", latency_ms=2500, times=None)

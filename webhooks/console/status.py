@@ -30,7 +30,10 @@ def workers(client: redis.Redis, timeout: float = 1.0) -> list[dict[str, Any]]:
     from tasks.celery_app import app  # only the console's web process needs Celery's control API
 
     now = time.time()
-    answers = app.control.inspect(timeout=timeout).ping() or {}
+    # a connection of its own, closed after: the shared producer pool (one connection) can be held by
+    # a send in flight, and a page must never wait on it
+    with app.connection_for_write() as connection:
+        answers = app.control.inspect(timeout=timeout, connection=connection).ping() or {}
     if answers:
         client.hset(WORKERS, mapping={name: now for name in answers})
     seen = {k.decode(): float(v) for k, v in client.hgetall(WORKERS).items()}

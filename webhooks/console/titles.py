@@ -10,12 +10,12 @@ the envelopes hold.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Iterable
 
 import redis
 
+from prepr_automation import compact
 from prepr_automation.connect import prepr_client
 from prepr.errors import PreprError, PreprNotFound
 from prepr_automation.settings import Settings
@@ -62,7 +62,7 @@ def titles(client: redis.Redis, settings: Settings, rows: Iterable[Any]) -> dict
         if cached is not None:
             found[row.item] = cached.decode()
         elif envelope and row.item not in found:
-            title = title_of((json.loads(envelope) or {}).get("payload"))
+            title = title_of((compact.loads(envelope) or {}).get("payload"))
             if title:
                 found[row.item] = title
     missing = list(dict.fromkeys(row.item for row in rows if row.item not in found))[:FETCHES]
