@@ -31,6 +31,7 @@ N = int(os.environ.get("BENCH_FOOTPRINT_N", "14256"))
 PLANS = os.environ.get("BENCH_FOOTPRINT_PLANS", "mini,premium-0").split(",")
 CHECKPOINT = min(2000, N)
 MB = 1024 ** 2
+GOAL = 1024
 
 
 @dataclass
@@ -131,6 +132,11 @@ def section(rows: list[Figures], described: str) -> str:
                      f"| {non2xx} "
                      f"| {r.untagged} | {r.exited or 'none'} |")
     if rows:
+        worst = max(r.per_delivery for r in rows)
+        lines += ["", f"Goal (issue 23): ≤ {GOAL:,} bytes per delivery all-in — " + ("met" if worst <= GOAL else "NOT met")
+                  + f" ({worst:,.0f}); ≤ the plan's connections, nothing refused, no process exits, every event "
+                  "processed — " + ("met" if all(r.peak_clients <= r.plan.maxclients and not r.refused and not r.exited
+                                                 and not r.untagged for r in rows) else "NOT met") + "."]
         lines += ["", f"Where the bytes of a delivery go ({rows[0].plan.name}, MEMORY USAGE per key family over the "
                   f"first {CHECKPOINT:,}; `pa:writes` is the loop guard's, gone after 11 minutes):", "",
                   " | ".join(f"`{k}` {v:,.0f}" for k, v in rows[0].families.items()) + "."]
