@@ -12,7 +12,6 @@ the worker's first write there is nothing to read, and the line says so (a ✓ w
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Iterator
@@ -24,7 +23,7 @@ from prepr.client import PreprClient
 from prepr.dialects import DIALECTS, PUBLICATIONS, Dialect, detect
 from prepr.errors import PreprConnectionError, PreprError, PreprNotFound
 from prepr_automation import dialect as remembered
-from prepr_automation import history, store
+from prepr_automation import compact, history, store
 from prepr_automation.settings import Settings
 
 from .doctor_lines import Line, bad, good
@@ -112,7 +111,7 @@ def newest_writes(client_redis: redis.Redis) -> Iterator[tuple[str, float]]:
     seen: set[str] = set()
     for (_, at), raw in zip(events, pipe.execute()):
         try:
-            run = json.loads(raw) if raw else {}
+            run = compact.loads(raw) if raw else {}
         except ValueError:
             continue
         calls = run.get("calls") if isinstance(run, dict) else None

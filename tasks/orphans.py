@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 
 import redis
 
-from prepr_automation import store
-from prepr_automation.settings import load_settings
 from prepr_automation.store import PREFIX
 
 from .coalesce import ITEMS, Pending
@@ -29,10 +26,12 @@ SETTLE = 1.0  # seconds an item is listed before the sweep looks at it
 BATCH = 500  # items looked at per sweep
 
 
-@lru_cache(maxsize=1)
 def _store() -> tuple[redis.Redis, float]:
-    settings = load_settings()
-    return store.client_for(settings), settings.coalesce_seconds
+    """The worker's own store client: the sweep's connections come out of the process's allowance."""
+    from .runtime import runtime
+
+    rt = runtime()
+    return rt.redis, rt.settings.coalesce_seconds
 
 
 def sweep(client: redis.Redis | None = None, window: float | None = None) -> list[str]:

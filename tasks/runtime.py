@@ -102,9 +102,10 @@ def _runtime_of(pid: int) -> Runtime:
 
 # Celery's own connections in a worker process, at most (tasks.celery_app bounds each): the
 # consumer's channel (BRPOP and the remote-control subscription, plus its acknowledgements),
-# the producer pool's one connection (retries, scheduled runs) and the task-event dispatcher.
-CELERY_CHANNELS, PER_CHANNEL = 4, 2
-CELERY_CONNECTIONS = CELERY_CHANNELS * PER_CHANNEL
+# the producer pool's one connection (retries, scheduled runs) and the task-event dispatcher; and
+# the takeover sweep's one (tasks.takeover: heartbeats and requeues on the consumer's channel).
+CELERY_CHANNELS, PER_CHANNEL, TAKEOVER = 4, 2, 1
+CELERY_CONNECTIONS = CELERY_CHANNELS * PER_CHANNEL + TAKEOVER
 
 
 def store_share(settings: Settings) -> int:

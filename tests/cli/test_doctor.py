@@ -240,11 +240,12 @@ def test_doctor_passes_in_the_folder_of_dev_after_its_first_write(processes: Pro
     marker = f"PA_DOCTOR_TEST={os.getpid()}-{time.time()}"
     proc, log, sandbox, _ = _start(processes, tmp_path, "dev", marker)
     step1 = next(line.strip() for line in log.splitlines() if line.strip().startswith("curl -s -o /dev/null -X PUT"))
-    item = re.search(r"/publications/([0-9a-f-]{36})", step1).group(1)
+    found = re.search(r"/(publications|content_items)/([0-9a-f-]{36})", step1)
+    collection, item = found.group(1), found.group(2)
     token = re.search(r"Authorization: Bearer (\S+)'", step1).group(1)
     editor = re.search(r"X-Sandbox-User: (\S+)'", step1).group(1)
     body = re.search(r"-d '(\{.*\})'", step1).group(1)
-    assert requests.put(f"{sandbox}/publications/{item}", data=body, timeout=5, headers={
+    assert requests.put(f"{sandbox}/{collection}/{item}", data=body, timeout=5, headers={
         "Authorization": f"Bearer {token}", "X-Sandbox-User": editor, "Content-Type": "application/json"}).ok
     deadline = time.monotonic() + 60
     while "sport" not in _tags(sandbox, token, item):

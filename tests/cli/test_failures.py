@@ -21,7 +21,7 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, env, says", [
     (("explain", str(EVENT), "--fetch"), {"PREPR_ACCESS_TOKEN": "t", "PREPR_API_URL": "http://127.0.0.1:{port}"},
-     "error: Prepr is unreachable (GET /publications/"),
+     "error: Prepr is unreachable (GET /"),
     (("trace", "some-event"), {"REDIS_URL": "redis://127.0.0.1:{port}/0"}, "error: the Redis store is unavailable"),
     (("dead-letters", "list"), {"REDIS_URL": "redis://127.0.0.1:{port}/0"}, "error: the Redis store is unavailable"),
     (("send", str(EVENT), "--secret", "k", "--url", "http://127.0.0.1:{port}"), {}, "error: cannot reach"),

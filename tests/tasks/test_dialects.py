@@ -164,11 +164,17 @@ def _customers(service: Service) -> list[dict[str, Any]]:
 def test_the_dialect_is_found_out_once_and_kept_a_day(service: Service) -> None:
     service.rules(TAG_EVERY_LOCALE)
     service.start_worker(concurrency=2)
-    events = [service.send("content_item.changed", f"nope-{n}") for n in range(3)]
-    for event_id in events:
+    def detections() -> int:
+        return sum(1 for r in service.sandbox.requests(path="/content_items") if r["query"] == "limit=1&fields=id")
+
+    for event_id in [service.send("content_item.changed", f"nope-{n}") for n in range(3)]:
         service.wait(event_id)
-    detections = [r for r in service.sandbox.requests(path="/content_items") if r["query"] == "limit=1&fields=id"]
-    assert len(detections) == 1
+    assert 1 <= detections() <= 2  # at most once per worker process (two asking at the same moment)
     keys = service.redis.keys("pa:dialect:*")
     assert len(keys) == 1 and service.redis.get(keys[0]).decode() == service.dialect
     assert 86000 < service.redis.ttl(keys[0]) <= 86400
+    asked = detections()
+    service.start_worker(concurrency=2)  # new processes: the store's answer, no question
+    for event_id in [service.send("content_item.changed", f"again-{n}") for n in range(4)]:
+        service.wait(event_id)
+    assert detections() == asked
