@@ -31,6 +31,15 @@ rules:
 # The end-to-end tests of SPEC §8 run against a sandbox speaking each dialect alone, with PREPR_API
 # unset (auto: the worker finds the dialect out with one call, kept in the store for a day).
 BOTH_DIALECTS = pytest.mark.parametrize("dialect", ["publications", "content_items"], indirect=True)
+# Each event's marker becomes a tag of its item: what a lost or doubled event would show.
+TAG = """
+version: 1
+rules:
+  - id: tag
+    on: [content_item.changed]
+    do:
+      - add_tags: ["{{ event.payload.marker }}"]
+"""
 FINAL = ("done", "no change", "no rule matched", "dead-lettered", "skipped", "ignored", "dry run", "refused",
          "nothing matched")
 

@@ -20,18 +20,10 @@ import pytest
 import redis
 
 from tests.conftest import Processes, free_port
-from tests.tasks.conftest import EDITOR, Service, tag_names
+from tests.tasks.conftest import EDITOR, TAG, Service, tag_names
 from tests.tasks.test_outage import _redis_server
 from webhooks.intake import BrokerUnavailable, Intake
 
-TAG = """
-version: 1
-rules:
-  - id: tag
-    on: [content_item.changed]
-    do:
-      - add_tags: ["{{ event.payload.marker }}"]
-"""
 EVENTS, ITEMS = 120, 12
 
 

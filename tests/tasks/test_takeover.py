@@ -9,16 +9,8 @@ import signal
 import time
 from collections import Counter
 
-from tests.tasks.conftest import Service, tag_names
+from tests.tasks.conftest import TAG, Service, tag_names
 
-TAG = """
-version: 1
-rules:
-  - id: tag
-    on: [content_item.changed]
-    do:
-      - add_tags: ["{{ event.payload.marker }}"]
-"""
 EVENTS = 12
 
 
