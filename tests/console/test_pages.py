@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ROOT
@@ -27,10 +27,14 @@ def sign_in(browser: Any, console: Console, token: str = ADMIN_TOKEN, navigate: 
 
 
 def click(browser: Any, element: Any) -> None:
-    """Click a button or link that loads a page, and wait until the new page has replaced the old."""
-    old = browser.find_element(By.TAG_NAME, "html")
+    """Click a button or link that loads a page, and wait until the new page has replaced the old.
+
+    The old page is marked in its own window object rather than watched through an element handle:
+    asking a node of a page being torn down can fail with other errors than "stale" in Chromium."""
+    browser.execute_script("window.__pa_old_page = true")
     element.click()
-    WebDriverWait(browser, 30).until(staleness_of(old))
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return !window.__pa_old_page && document.readyState === 'complete'"))
 
 
 def text(browser: Any) -> str:
